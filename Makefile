@@ -1,0 +1,43 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PORT   ?= 8000
+HOST   ?= 127.0.0.1
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: run test install index browser bench clean
+
+run: index  ## serve on $(HOST):$(PORT), building the index first if it is missing or stale
+	$(BIN)/jn-qa serve --host $(HOST) --port $(PORT)
+
+test: $(STAMP) browser  ## the whole test suite
+	$(BIN)/python -m pytest -q
+
+install: $(STAMP)
+
+# torch first, from the local CPU wheel; anything depending on torch would otherwise pull CUDA builds.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+index: $(STAMP)  ## incremental: does nothing when the corpus and settings are unchanged
+	$(BIN)/jn-qa build
+
+browser:  ## Debian's chromium for the browser tests (needs root or sudo; skipped if already there)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  elif command -v sudo >/dev/null 2>&1; then sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium not installed and no root: browser tests will be skipped"; fi; }
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py --quick
+
+clean:
+	rm -rf $(VENV) index/versions index/tmp index/CURRENT artifacts

@@ -1,0 +1,261 @@
+"""corpus -> index version: scan, reuse what is unchanged, embed only new text, verify, publish atomically."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import chunking, ingest
+from .config import Settings
+from .embedding import Embedder
+from .errors import BuildError, IndexUnavailable, JnqaError
+from .lexical import Lexical, tokenize
+from .schema import Document, Passage, Source
+from .store import IndexVersion, Layout, VersionData, new_version_name, prune, read_manifest, write_version
+from .vectors import VectorIndex, choose_kind
+
+
+@dataclass
+class BuildReport:
+    version: str
+    published: bool
+    sources_added: list[str] = field(default_factory=list)
+    sources_changed: list[str] = field(default_factory=list)
+    sources_removed: list[str] = field(default_factory=list)
+    sources_total: int = 0
+    passages_total: int = 0
+    passages_embedded: int = 0
+    passages_reused: int = 0
+    skipped: list[str] = field(default_factory=list)
+    full: bool = False
+    reason: str = ""
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        if not self.published:
+            return f"index is up to date: version {self.version}, {self.sources_total} sources, {self.passages_total} passages"
+        return (
+            f"built version {self.version}: {self.sources_total} sources, {self.passages_total} passages "
+            f"(+{len(self.sources_added)} added, ~{len(self.sources_changed)} changed, -{len(self.sources_removed)} removed; "
+            f"{self.passages_embedded} embedded, {self.passages_reused} reused) in {self.seconds:.1f}s"
+        )
+
+
+def chunk_settings(settings: Settings) -> dict[str, Any]:
+    return {"words": settings.chunk_words, "overlap": settings.chunk_overlap, "splitter": "pysbd"}
+
+
+def embed_input(source: Source, passage: Passage) -> tuple[str, list[tuple[int, int]]]:
+    """The text the model sees for a passage, and its sentences' offsets within that text."""
+    text = source.doc.text[passage.start : passage.end]
+    return text, [(s.start - passage.start, s.end - passage.start) for s in passage.sentences]
+
+
+def passage_key(text: str, spans: list[tuple[int, int]]) -> bytes:
+    h = hashlib.sha256(text.encode("utf-8"))
+    h.update(repr(spans).encode())
+    return h.digest()
+
+
+def _previous(layout: Layout, settings: Settings, model_hash: str) -> tuple[IndexVersion | None, str]:
+    """The current version if its vectors and passages can be reused, else (None, why not)."""
+    name = layout.current_name()
+    if name is None:
+        return None, "no previous index"
+    try:
+        manifest = read_manifest(layout.version(name))
+        if manifest.get("model", {}).get("hash") != model_hash:
+            return None, "model changed"
+        if manifest.get("chunking") != chunk_settings(settings):
+            return None, "chunking settings changed"
+        return IndexVersion.open(layout.version(name), verify=True), ""
+    except IndexUnavailable as e:
+        return None, f"previous index unusable ({e.message})"
+
+
+def build(
+    settings: Settings,
+    embedder: Embedder,
+    *,
+    full: bool = False,
+    progress: bool = False,
+    after_write: Callable[[Path], None] | None = None,
+) -> BuildReport:
+    """Build a new index version from the corpus and publish it, or report that nothing changed."""
+    t0 = time.perf_counter()
+    layout = Layout(settings.index)
+    entries, skipped = ingest.scan(settings.corpus)
+    if not entries:
+        raise BuildError(f"the corpus {settings.corpus} has no sources (.txt, .md, .html, .pdf or corpus.jsonl)")
+    with layout.lock():
+        shutil.rmtree(layout.tmp, ignore_errors=True)  # leftovers of a killed build
+        model_hash = embedder.file_hash
+        prev, why = (None, "--full requested") if full else _previous(layout, settings, model_hash)
+        prev_fp = dict(prev.manifest["sources"]) if prev else {}
+        if full and layout.current_name():
+            try:
+                prev_fp = dict(read_manifest(layout.version(layout.current_name() or "")).get("sources", {}))
+            except IndexUnavailable:
+                prev_fp = {}
+        current_fp = {e.id: e.fingerprint for e in entries}
+        report = BuildReport(
+            version=layout.current_name() or "",
+            published=False,
+            sources_added=sorted(set(current_fp) - set(prev_fp)),
+            sources_changed=sorted(k for k in current_fp if k in prev_fp and prev_fp[k] != current_fp[k]),
+            sources_removed=sorted(set(prev_fp) - set(current_fp)),
+            sources_total=len(entries),
+            skipped=skipped,
+            full=prev is None,
+            reason=why,
+        )
+        if prev is not None and prev_fp == current_fp and prev.manifest.get("index_type_setting") == settings.index_type:
+            report.passages_total = prev.size
+            report.seconds = time.perf_counter() - t0
+            return report
+        data = _assemble(entries, prev, settings, embedder, progress, report)
+        data.manifest = {
+            "model": {"name": embedder.name, "hash": model_hash, "dim": int(data.vectors.shape[1])},
+            "chunking": chunk_settings(settings),
+            "index_type": data.dense.kind,
+            "index_type_setting": settings.index_type,
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "corpus": str(settings.corpus),
+        }
+        name = new_version_name()
+        staging = layout.tmp / name
+        try:
+            manifest = write_version(staging, data)
+            if after_write is not None:
+                after_write(staging)
+            _verify_staged(staging, embedder, data)
+            layout.versions.mkdir(parents=True, exist_ok=True)
+            staging.rename(layout.version(name))
+            layout.set_current(name)
+        except OSError as e:
+            shutil.rmtree(layout.tmp, ignore_errors=True)
+            raise BuildError(
+                f"could not write the index ({e.strerror or e}); the current index is unchanged"
+            ) from None
+        except JnqaError:
+            shutil.rmtree(layout.tmp, ignore_errors=True)
+            raise
+        prune(layout, settings.keep_versions)
+        report.version = name
+        report.published = True
+        report.passages_total = manifest["counts"]["passages"]
+        report.seconds = time.perf_counter() - t0
+        return report
+
+
+def _assemble(
+    entries: list[ingest.Entry],
+    prev: IndexVersion | None,
+    settings: Settings,
+    embedder: Embedder,
+    progress: bool,
+    report: BuildReport,
+) -> VersionData:
+    """Collect sources and passages, reusing the previous version's work wherever the input is identical."""
+    sources: list[Source] = []
+    fingerprints: list[str] = []
+    passages: list[Passage] = []
+    keys: list[bytes] = []
+    vectors: list[np.ndarray | None] = []
+    sent_vectors: list[np.ndarray | None] = []
+    cache: dict[bytes, int] = {}
+    if prev is not None:
+        cache = {bytes(k): i for i, k in enumerate(prev.passage_keys)}
+    to_load = [e for e in entries if prev is None or prev.manifest["sources"].get(e.id) != e.fingerprint]
+    loaded = {e.id: src for e, src in zip(to_load, ingest.load(to_load))}
+    for entry in entries:
+        s_index = len(sources)
+        if entry.id in loaded:
+            src = loaded[entry.id]
+            new_passages = chunking.chunk(src.doc, source=s_index, words=settings.chunk_words, overlap=settings.chunk_overlap)
+        else:
+            assert prev is not None
+            old = prev.source_index(entry.id)
+            src = _reload_source(prev, old)
+            new_passages = [_renumber(prev.passage(i), s_index) for i in prev.source_passages(old)]
+        chunking.verify(src.doc.text, new_passages)
+        sources.append(src)
+        fingerprints.append(entry.fingerprint)
+        for p in new_passages:
+            text, spans = embed_input(src, p)
+            key = passage_key(text, spans)
+            passages.append(p)
+            keys.append(key)
+            hit = cache.get(key)
+            if hit is not None and prev is not None:
+                vectors.append(np.asarray(prev.vectors[hit], dtype=np.float32))
+                r = prev.sentence_range(hit)
+                sent_vectors.append(np.asarray(prev.sentence_vectors[r.start : r.stop], dtype=np.float32))
+            else:
+                vectors.append(None)
+                sent_vectors.append(None)
+    todo = [i for i, v in enumerate(vectors) if v is None]
+    report.passages_embedded = len(todo)
+    report.passages_reused = len(passages) - len(todo)
+    if todo:
+        inputs = [embed_input(sources[passages[i].source], passages[i]) for i in todo]
+        enc = embedder.encode_passages(
+            [t for t, _ in inputs], [s for _, s in inputs], batch_size=settings.batch_size, progress=progress
+        )
+        for j, i in enumerate(todo):
+            vectors[i] = enc.passages[j]
+            sent_vectors[i] = enc.sentences[j]
+    dim = embedder.dim if not passages else len(vectors[0])  # type: ignore[arg-type]
+    matrix = np.stack(vectors).astype(np.float32) if passages else np.zeros((0, dim), np.float32)  # type: ignore[arg-type]
+    sent_matrix = (
+        np.concatenate([v for v in sent_vectors if v is not None and len(v)]).astype(np.float32)
+        if any(v is not None and len(v) for v in sent_vectors)
+        else np.zeros((0, dim), np.float32)
+    )
+    lexical = Lexical.build([tokenize(lexical_text(sources[p.source], p)) for p in passages])
+    dense = VectorIndex.build(matrix, choose_kind(len(passages), settings.index_type))
+    return VersionData(sources, fingerprints, passages, matrix, sent_matrix, keys, lexical, dense)
+
+
+def lexical_text(source: Source, passage: Passage) -> str:
+    """What BM25 indexes for a passage: its own words."""
+    return source.doc.text[passage.start : passage.end]
+
+
+def _reload_source(prev: IndexVersion, i: int) -> Source:
+    rec = prev.source_record(i)
+    doc = Document(text=prev.text(i), headings=tuple(prev.headings(i)), pages=prev.pages(i))
+    return Source(meta=prev.meta[i], doc=doc, content_hash=rec["content_hash"], origin=rec["origin"])
+
+
+def _renumber(p: Passage, source: int) -> Passage:
+    return Passage(source=source, start=p.start, end=p.end, section=p.section, page=p.page, sentences=p.sentences)
+
+
+def _verify_staged(folder: Path, embedder: Embedder, data: VersionData) -> None:
+    """Reopen the written version as the server would, check offsets, and run a probe query."""
+    version = IndexVersion.open(folder, verify=True)
+    for i in range(version.size):
+        p = version.passage(i)
+        text = version.text(p.source)
+        if text[p.start : p.end] != data.sources[data.passages[i].source].doc.text[p.start : p.end]:
+            raise BuildError(f"verification failed: passage {i} does not match its source text")
+        for s in p.sentences:
+            if not p.start <= s.start < s.end <= p.end:
+                raise BuildError(f"verification failed: a sentence of passage {i} lies outside it")
+    if version.size:
+        probe = version.passage_text(0)
+        q = embedder.encode_queries([probe[:500]])[0]
+        _, ids = version.dense.search(q, min(10, version.size))
+        if 0 not in set(int(i) for i in ids):
+            raise BuildError("verification failed: the probe query did not find its own passage")

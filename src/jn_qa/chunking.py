@@ -1,0 +1,167 @@
+"""Display text -> passages of whole sentences, with exact offsets. Pure functions.
+
+Sentences come from pysbd (rule-based, abbreviation-aware) inside each line, so a sentence never
+crosses a paragraph. A passage is a run of consecutive sentences of one section; consecutive
+passages share whole sentences as overlap. Every non-space character lies in some passage.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from .schema import Document, Passage, Span
+
+_NON_SPACE = re.compile(r"\S")
+
+
+@lru_cache(maxsize=1)
+def _segmenter() -> Any:
+    import pysbd
+
+    return pysbd.Segmenter(language="en", clean=False)
+
+
+def _line_sentences(line: str) -> list[str]:
+    try:
+        return [s for s in _segmenter().segment(line) if s.strip()]
+    except Exception:  # pysbd can fail on exotic input; the line then stays one sentence
+        return [line]
+
+
+def split_sentences(text: str, max_words: int = 200) -> list[Span]:
+    """Sentence spans covering every non-space character of `text`, in order, never crossing a line.
+
+    A 'sentence' longer than `max_words` words (runaway text without punctuation) is cut at word
+    boundaries; that is the only place a span boundary is not a sentence boundary.
+    """
+    spans: list[Span] = []
+    pos = 0
+    for line in text.split("\n"):
+        if line.strip():
+            starts: list[int] = []
+            cursor = 0
+            for sentence in _line_sentences(line):
+                found = line.find(sentence.strip(), cursor)
+                if found < 0:
+                    break  # the segmenter altered the text; keep what is aligned, the rest is one sentence
+                starts.append(found)
+                cursor = found + len(sentence.strip())
+            first = _NON_SPACE.search(line)
+            assert first is not None
+            if not starts or starts[0] != first.start():
+                starts.insert(0, first.start())
+            starts = sorted(set(starts))
+            bounds = starts + [len(line)]
+            for a, b in zip(bounds, bounds[1:]):
+                seg = line[a:b].rstrip()
+                if seg:
+                    spans.extend(_cap_words(pos + a, seg, max_words))
+        pos += len(line) + 1
+    return spans
+
+
+def _cap_words(offset: int, seg: str, max_words: int) -> list[Span]:
+    words = [m.span() for m in re.finditer(r"\S+", seg)]
+    if len(words) <= max_words:
+        return [Span(offset, offset + len(seg))]
+    return [
+        Span(offset + words[i][0], offset + words[min(i + max_words, len(words)) - 1][1])
+        for i in range(0, len(words), max_words)
+    ]
+
+
+@dataclass(frozen=True)
+class _Unit:
+    span: Span
+    words: int
+    section: int  # index into headings, -1 before the first heading
+    heading: bool
+
+
+def chunk(doc: Document, source: int = 0, words: int = 120, overlap: int = 40) -> list[Passage]:
+    """Group sentences into passages of about `words` words, repeating up to `overlap` words."""
+    text = doc.text
+    units = _units(doc, max_words=words)
+    sections: list[list[_Unit]] = []
+    for u in units:
+        if sections and sections[-1][-1].section == u.section:
+            sections[-1].append(u)
+        elif sections and u.heading and all(x.heading for x in sections[-1]):
+            sections[-1].append(u)  # consecutive headings stay with the text they introduce
+        else:
+            sections.append([u])
+    passages: list[Passage] = []
+    for sec in sections:
+        label_unit = next((u for u in reversed(sec) if u.heading), None)
+        section = " ".join(text[label_unit.span.start : label_unit.span.end].split()) if label_unit else None
+        for a, b in _windows([u.words for u in sec], words, overlap):
+            group = sec[a:b]
+            start, end = group[0].span.start, group[-1].span.end
+            passages.append(
+                Passage(
+                    source=source,
+                    start=start,
+                    end=end,
+                    section=section,
+                    page=page_of(doc.pages, start),
+                    sentences=tuple(u.span for u in group),
+                )
+            )
+    return passages
+
+
+def _units(doc: Document, max_words: int) -> list[_Unit]:
+    heading_starts = [h.start for h in doc.headings]
+    out: list[_Unit] = []
+    for span in split_sentences(doc.text, max_words=max_words):
+        idx = bisect.bisect_right(heading_starts, span.start) - 1
+        is_heading = idx >= 0 and doc.headings[idx].start <= span.start < doc.headings[idx].end
+        out.append(_Unit(span, len(doc.text[span.start : span.end].split()), idx, is_heading))
+    return out
+
+
+def _windows(sizes: Sequence[int], words: int, overlap: int) -> list[tuple[int, int]]:
+    """[a, b) unit ranges: each as long as fits in `words`, the next starting `overlap` words back."""
+    out: list[tuple[int, int]] = []
+    n = len(sizes)
+    i = 0
+    while i < n:
+        j, total = i, 0
+        while j < n and (j == i or total + sizes[j] <= words):
+            total += sizes[j]
+            j += 1
+        out.append((i, j))
+        if j >= n:
+            break
+        s, back = j, 0
+        while s - 1 > i and back + sizes[s - 1] <= overlap:
+            s -= 1
+            back += sizes[s]
+        i = s
+    return out
+
+
+def page_of(pages: Sequence[int], offset: int) -> int | None:
+    """1-based page holding `offset`, or None for sources without pages."""
+    if not pages:
+        return None
+    return bisect.bisect_right(pages, offset)
+
+
+def verify(text: str, passages: Sequence[Passage], texts: Sequence[str] | None = None) -> None:
+    """Raise if any passage or sentence offset does not point at what it claims (the build calls this)."""
+    for i, p in enumerate(passages):
+        if not 0 <= p.start < p.end <= len(text):
+            raise AssertionError(f"passage {i}: offsets {p.start}:{p.end} outside the text")
+        if texts is not None and text[p.start : p.end] != texts[i]:
+            raise AssertionError(f"passage {i}: display_text[{p.start}:{p.end}] differs from the passage text")
+        if text[p.start].isspace() or text[p.end - 1].isspace():
+            raise AssertionError(f"passage {i}: starts or ends on whitespace")
+        for s in p.sentences:
+            if not p.start <= s.start < s.end <= p.end:
+                raise AssertionError(f"passage {i}: sentence {s.start}:{s.end} outside the passage")

@@ -1,0 +1,235 @@
+"""Raw extracted text -> the display text readers see and every citation offset points into.
+
+Only residue is removed (scrape and page furniture); the author's words are never rewritten.
+Every rule is deterministic and line-based, so the same input always gives the same display text.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+from .schema import Document, Span
+
+PAGE_BREAK = "\f"  # extractors separate pages with a form feed
+
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
+_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
+
+# [text](#) or [text]() -> text ; the link text may itself hold escaped brackets.
+_EMPTY_LINK = re.compile(r"\[((?:\\.|[^\]\\\n])+)\]\((?:#[^)\s]*)?\)")
+_ANY_LINK = re.compile(r"\[((?:\\.|[^\]\\\n])+)\]\([^)\s]*(?:\s+\"[^\"]*\")?\)")
+_AUTOLINK = re.compile(r"<((?:https?|mailto):[^>\s]+)>")
+_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|<>])")
+_MD_HEADING = re.compile(r"^#{1,6}\s+(.*?)(?:\s+#+)?\s*$")
+
+_PAGE_NUMBER = re.compile(r"^(?:page\s+)?\d{1,4}(?:\s*(?:/|of)\s*\d{1,4})?$", re.I)
+_SEPARATOR = re.compile(r"^(?:[-–—_*=~•·]\s*){2,}$")
+_BOILERPLATE = re.compile(
+    r"^(?:want to read more\??|subscribe(?: now| today| for full access)?\.?|"
+    r"sign up for (?:our|the) .*newsletter.*|advertisement|share this(?: article)?:?|"
+    r"\d+\s*min read.*|recent features|read more:?|click here to subscribe\.?)$",
+    re.I,
+)
+_GLUED_SUBSCRIBE = re.compile(r"^Subscribe(?=[A-Z][a-z])")
+_TERMINAL = ".!?:;…\"”’)]»"
+_INTERNAL_SENTENCE_END = re.compile(r"[.!?][\"”’)]?\s+[\"“‘(]?[A-Z]")
+_LABEL = re.compile(r"^[A-Z][A-Za-z]*:\s")
+
+
+@dataclass
+class _Line:
+    text: str
+    heading: bool = False
+    page_marks: list[tuple[int, int]] = field(default_factory=list)  # (offset in line, page index)
+
+
+def normalize(raw: str) -> str:
+    """Unicode NFC, one newline convention, no invisible or control characters, single spaces."""
+    text = unicodedata.normalize("NFC", raw).translate(_INVISIBLE)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _CONTROL.sub("", text.replace("\t", " "))
+    return "\n".join(_SPACES.sub(" ", line).strip() for line in text.split("\n"))
+
+
+def unwrap_inline(line: str, markdown: bool) -> str:
+    line = _EMPTY_LINK.sub(r"\1", line)
+    if markdown:
+        line = _ANY_LINK.sub(r"\1", line)
+    line = _AUTOLINK.sub(r"\1", line)
+    return _ESCAPE.sub(r"\1", line)
+
+
+def _fold(s: str) -> str:
+    return " ".join(s.split()).casefold()
+
+
+def _is_residue(line: str) -> bool:
+    return bool(_PAGE_NUMBER.match(line) or _SEPARATOR.match(line) or _BOILERPLATE.match(line))
+
+
+def _looks_like_heading(line: str, first: bool) -> bool:
+    words = line.split()
+    if not 1 <= len(words) <= 15 or "|" in line or line.startswith("By "):
+        return False
+    if first:
+        return True
+    if line[-1] in ".,;:!?\"”" or _LABEL.match(line) or not (line[0].isupper() or line[0].isdigit()):
+        return False
+    return not _INTERNAL_SENTENCE_END.search(line)
+
+
+_FUNCTION_WORDS = frozenset(
+    "a an the and or but nor of to in on at by for with from as that which who whom whose its their his her our "
+    "this these those is are was were be been being has have had not than into onto between among such both either "
+    "neither if when while because although though whether so very more most less per via over under about after "
+    "before during since until upon within without against toward towards across".split()
+)
+
+
+def _continues(prev: str, nxt: str) -> bool:
+    """Whether `nxt` is the rest of `prev`'s sentence, cut by a page or column break."""
+    if not prev or prev[-1] in _TERMINAL:
+        return False
+    if nxt[:1].islower():
+        return True
+    last = prev.split()[-1]
+    return last.casefold() in _FUNCTION_WORDS or last[-1] in ",-–—" or len(prev.split()) >= 40
+
+
+def clean_text(raw: str, *, markdown: bool = False, detect_headings: bool = True) -> Document:
+    """Turn raw text (pages separated by form feeds) into a Document with heading and page offsets."""
+    lines: list[_Line | None] = []  # None is a blank line
+    page = 0
+    for chunk_index, chunk in enumerate(raw.split(PAGE_BREAK)):
+        if chunk_index:
+            page = chunk_index
+            lines.append(_Line("", page_marks=[(0, page)]))  # zero-width marker, merged below
+        for line in normalize(chunk).split("\n"):
+            if not line:
+                lines.append(None)
+                continue
+            heading = False
+            if markdown and (m := _MD_HEADING.match(line)):
+                line, heading = m.group(1), True
+            line = _GLUED_SUBSCRIBE.sub("", unwrap_inline(line, markdown)).strip()
+            if not line or _is_residue(line):
+                lines.append(None)
+                continue
+            lines.append(_Line(line, heading=heading))
+    lines = _attach_page_markers(lines)
+    lines = _drop_repeats(lines)
+    lines = _join_broken_paragraphs(lines)
+    if detect_headings and not markdown:
+        _mark_headings(lines)
+    return _assemble(lines)
+
+
+def _mark_headings(lines: list[_Line | None]) -> None:
+    """A short title-like line counts as a heading when prose or another heading follows it."""
+    real = [ln for ln in lines if ln is not None]
+    candidate = [_looks_like_heading(ln.text, i == 0) for i, ln in enumerate(real)]
+    for i in range(len(real) - 1, -1, -1):
+        if not candidate[i]:
+            continue
+        nxt = real[i + 1] if i + 1 < len(real) else None
+        real[i].heading = i == 0 or (
+            nxt is not None and (nxt.heading or len(nxt.text.split()) >= 8 or nxt.text[-1] in ".!?")
+        )
+
+
+def _attach_page_markers(lines: list[_Line | None]) -> list[_Line | None]:
+    """Move each page marker onto the first real line that follows it."""
+    out: list[_Line | None] = []
+    pending: list[tuple[int, int]] = []
+    for ln in lines:
+        if ln is not None and not ln.text and ln.page_marks:
+            pending.extend(ln.page_marks)
+            out.append(None)
+            continue
+        if ln is not None and pending:
+            ln.page_marks = [(0, p) for _, p in pending] + ln.page_marks
+            pending = []
+        out.append(ln)
+    return out
+
+
+def _drop_repeats(lines: list[_Line | None]) -> list[_Line | None]:
+    """Drop repeated headlines and captions, and pull quotes that repeat a sentence of the body."""
+    real = [ln for ln in lines if ln is not None]
+    folded = [_fold(ln.text) for ln in real]
+    seen: set[str] = set()
+    drop: set[int] = set()
+    previous: str | None = None
+    for i, (ln, f) in enumerate(zip(real, folded)):
+        words = len(f.split())
+        if f == previous or (f in seen and words >= 3):
+            drop.add(id(ln))
+        elif words >= 8 and any(f in other and f != other for other in folded):
+            drop.add(id(ln))
+        seen.add(f)
+        previous = f
+    out: list[_Line | None] = []
+    carry: list[tuple[int, int]] = []
+    for ln in lines:
+        if ln is not None and id(ln) in drop:
+            carry.extend(ln.page_marks)
+            out.append(None)
+            continue
+        if ln is not None and carry:
+            ln.page_marks = [(0, p) for _, p in carry] + ln.page_marks
+            carry = []
+        out.append(ln)
+    return out
+
+
+def _join_broken_paragraphs(lines: list[_Line | None]) -> list[_Line | None]:
+    out: list[_Line | None] = []
+    last_real: _Line | None = None
+    gap: list[None] = []
+    for ln in lines:
+        if ln is None:
+            gap.append(None)
+            continue
+        if last_real is not None and not last_real.heading and not ln.heading and _continues(last_real.text, ln.text):
+            offset = len(last_real.text) + 1
+            last_real.text = f"{last_real.text} {ln.text}"
+            last_real.page_marks += [(offset + pos, p) for pos, p in ln.page_marks]
+            gap = []
+            continue
+        out.extend(gap)
+        gap = []
+        out.append(ln)
+        last_real = ln
+    return out
+
+
+def _assemble(lines: list[_Line | None]) -> Document:
+    parts: list[str] = []
+    headings: list[Span] = []
+    pages: dict[int, int] = {}
+    pos = 0
+    blank_pending = False
+    for ln in lines:
+        if ln is None:
+            blank_pending = bool(parts)
+            continue
+        if parts:
+            sep = "\n\n" if blank_pending else "\n"
+            parts.append(sep)
+            pos += len(sep)
+        blank_pending = False
+        if ln.heading:
+            headings.append(Span(pos, pos + len(ln.text)))
+        for offset, page in ln.page_marks:
+            pages.setdefault(page, pos + offset)
+        parts.append(ln.text)
+        pos += len(ln.text)
+    text = "".join(parts)
+    page_starts: tuple[int, ...] = ()
+    if pages:
+        page_starts = tuple([0] + [pages.get(p, pages.get(p - 1, 0)) for p in range(1, max(pages) + 1)])
+        page_starts = tuple(max(page_starts[: i + 1]) for i in range(len(page_starts)))
+    return Document(text=text, headings=tuple(headings), pages=page_starts)

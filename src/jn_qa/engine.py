@@ -1,0 +1,152 @@
+"""The one object the CLI and the web app ask: the current index version, the model, and hot reload.
+
+A request takes one snapshot of the state and uses only it, so a version switch never mixes two
+versions inside one answer. A watcher thread notices a newly published version and swaps it in.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import answer as answer_mod
+from .config import Settings
+from .embedding import Embedder
+from .errors import IndexUnavailable, InvalidInput
+from .schema import Answer
+from .search import Searcher
+from .store import IndexVersion, Layout, check_model, read_manifest
+
+log = logging.getLogger("jn_qa")
+
+
+@dataclass(frozen=True)
+class State:
+    version: IndexVersion
+    searcher: Searcher
+    note: str = ""  # set when a fallback version is being served, saying why
+
+
+class Engine:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+        self.settings = settings
+        self.embedder = embedder or Embedder(settings.model)
+        self._state: State | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self.last_error: str = ""
+
+    # ------------------------------------------------------------ loading
+    @property
+    def state(self) -> State:
+        state = self._state
+        if state is None:
+            raise IndexUnavailable(self.last_error or f"no index loaded from {self.settings.index}")
+        return state
+
+    @property
+    def ready(self) -> bool:
+        return self._state is not None
+
+    def load(self) -> State:
+        """Open the current version (or, if it is damaged, the newest intact older one) and swap it in."""
+        layout = Layout(self.settings.index)
+        name = layout.current_name()
+        if name is None:
+            raise IndexUnavailable(f"no index in {self.settings.index}: build one with 'jn-qa build'")
+        candidates = [name] + [n for n in reversed(layout.list_versions()) if n < name]
+        first_error = ""
+        for candidate in candidates:
+            try:
+                version = self._open(layout.version(candidate))
+            except IndexUnavailable as e:
+                if not first_error:
+                    first_error = e.message
+                if "configured model" in e.message:
+                    raise  # another model: older versions would not help
+                continue
+            note = "" if candidate == name else f"serving {candidate}: current version {name} is unusable ({first_error})"
+            if note:
+                log.warning(note)
+            state = State(version, Searcher(version, self.embedder, self.settings.candidates), note)
+            with self._lock:
+                self._state = state
+                self.last_error = ""
+            return state
+        raise IndexUnavailable(first_error or f"no usable index version in {self.settings.index}")
+
+    def _open(self, folder: Path) -> IndexVersion:
+        manifest = read_manifest(folder)
+        check_model(manifest, self.settings.model, self.embedder.file_hash)
+        return IndexVersion.open(folder, verify=True)
+
+    def try_load(self) -> bool:
+        try:
+            self.load()
+            return True
+        except IndexUnavailable as e:
+            self.last_error = e.message
+            log.warning("index not loaded: %s", e.message)
+            return False
+
+    def maybe_reload(self) -> bool:
+        """Swap in a newly published version; keep serving the old one if the new one is unusable."""
+        name = Layout(self.settings.index).current_name()
+        current = self._state.version.name if self._state else None
+        if name is None or name == current:
+            return False
+        try:
+            state = self.load()
+        except IndexUnavailable as e:
+            self.last_error = e.message
+            log.error("new index version %s not loaded: %s", name, e.message)
+            return False
+        log.info("now serving index version %s", state.version.name)
+        return state.version.name != current
+
+    def start_watching(self) -> None:
+        if self._watcher is not None:
+            return
+        self._stop.clear()
+
+        def loop() -> None:
+            while not self._stop.wait(self.settings.reload_interval):
+                try:
+                    self.maybe_reload()
+                except Exception:  # the watcher must never die; the error is logged
+                    log.exception("index watcher failed")
+
+        self._watcher = threading.Thread(target=loop, name="jn-qa-index-watcher", daemon=True)
+        self._watcher.start()
+
+    def stop_watching(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+            self._watcher = None
+
+    # ------------------------------------------------------------ asking
+    def ask(
+        self,
+        question: str,
+        k: int | None = None,
+        sources: Sequence[str] | None = None,
+        explain: bool = False,
+    ) -> Answer:
+        k = self.settings.k if k is None else k
+        if not 1 <= k <= 100:
+            raise InvalidInput("k must be between 1 and 100")
+        state = self.state  # one snapshot for the whole request
+        retrieved = state.searcher.retrieve(question, sources=sources)
+        return answer_mod.compose(
+            state.version,
+            retrieved,
+            k=k,
+            threshold=self.settings.threshold,
+            max_per_source=self.settings.max_per_source,
+            explain=explain,
+        )

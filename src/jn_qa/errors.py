@@ -1,0 +1,59 @@
+"""One exception family: each error knows its HTTP status and carries a one-line message."""
+
+from __future__ import annotations
+
+
+class JnqaError(Exception):
+    status: int = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(JnqaError):
+    status = 500
+
+
+class InvalidInput(JnqaError):
+    status = 422
+
+
+class NotFound(JnqaError):
+    status = 404
+
+
+class Forbidden(JnqaError):
+    status = 403
+
+
+class Unauthorized(JnqaError):
+    status = 401
+
+
+class TooLarge(JnqaError):
+    status = 413
+
+
+class UnsupportedSource(JnqaError):
+    """A file jn-qa cannot read: wrong type, empty, corrupt, binary or undecodable."""
+
+    status = 415
+
+
+class DuplicateSource(JnqaError):
+    status = 409
+
+
+class CorpusError(JnqaError):
+    status = 500
+
+
+class IndexUnavailable(JnqaError):
+    """No usable index: missing, built with another model, or failing its checksums."""
+
+    status = 503
+
+
+class BuildError(JnqaError):
+    status = 500

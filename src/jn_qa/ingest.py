@@ -1,0 +1,296 @@
+"""Files -> Sources: display text plus bibliographic metadata.
+
+A source in the corpus folder is one file (``.txt``, ``.md``, ``.html``, ``.pdf``) with an optional
+sidecar ``<id>.meta.json`` beside it holding title, author, publisher, published, url (and a note).
+The id is the file name without its extension. A BEIR ``corpus.jsonl`` holds many sources, one per
+line, with the line's ``_id`` as id and its ``title`` as title.
+Metadata precedence: sidecar > what the file itself states (front matter, HTML meta, PDF info) > none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .cleaning import PAGE_BREAK, clean_text
+from .errors import CorpusError, UnsupportedSource
+from .schema import META_FIELDS, Document, Source, SourceMeta
+
+TEXT_SUFFIXES = {".txt": "txt", ".md": "md", ".markdown": "md"}
+SUFFIXES = {**TEXT_SUFFIXES, ".html": "html", ".htm": "html", ".pdf": "pdf"}
+SIDECAR = ".meta.json"
+BEIR_CORPUS = "corpus.jsonl"
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*(?:\n|\Z)", re.S)
+
+
+@dataclass(frozen=True)
+class Extracted:
+    """What a file yields before it becomes a Source: text (pages split by form feeds) and stated metadata."""
+
+    raw_text: str
+    markdown: bool
+    stated: dict[str, str]
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def valid_id(source_id: str) -> bool:
+    return bool(ID_PATTERN.match(source_id)) and not source_id.endswith(SIDECAR)
+
+
+def decode_text(data: bytes, name: str) -> str:
+    if not data.strip():
+        raise UnsupportedSource(f"{name}: the file is empty")
+    if b"\x00" in data[:8192]:
+        raise UnsupportedSource(f"{name}: looks like binary data, not text")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise UnsupportedSource(f"{name}: not valid UTF-8 text (byte {e.start})") from None
+    printable = sum(ch.isprintable() or ch.isspace() for ch in text[:20000])
+    if printable < 0.95 * min(len(text), 20000):
+        raise UnsupportedSource(f"{name}: mostly unprintable characters, not text")
+    return text
+
+
+def extract(data: bytes, kind: str, name: str) -> Extracted:
+    """Bytes of one file -> text and the metadata the file itself states."""
+    if kind in ("txt", "md"):
+        text = decode_text(data, name)
+        stated: dict[str, str] = {}
+        m = _FRONT_MATTER.match(text)
+        if m:
+            stated = _parse_front_matter(m.group(1), name)
+            text = text[m.end() :]
+        return Extracted(text, kind == "md", stated)
+    if kind == "html":
+        return _extract_html(data, name)
+    if kind == "pdf":
+        return _extract_pdf(data, name)
+    raise UnsupportedSource(f"{name}: unsupported type; use .txt, .md, .html or .pdf")
+
+
+def _parse_front_matter(block: str, name: str) -> dict[str, str]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(block)
+    except yaml.YAMLError:
+        raise UnsupportedSource(f"{name}: front matter is not valid YAML") from None
+    if not isinstance(data, dict):
+        return {}
+    return {k: str(v) for k, v in data.items() if k in META_FIELDS and v not in (None, "")}
+
+
+def _extract_html(data: bytes, name: str) -> Extracted:
+    import trafilatura
+
+    html = decode_text(data, name)
+    text = trafilatura.extract(html, output_format="markdown", include_comments=False, include_tables=True)
+    if not text or not text.strip():
+        raise UnsupportedSource(f"{name}: no readable main text found in the HTML")
+    stated: dict[str, str] = {}
+    meta = trafilatura.extract_metadata(html)
+    if meta is not None:
+        for ours, theirs in (("title", "title"), ("author", "author"), ("publisher", "sitename"), ("url", "url")):
+            value = getattr(meta, theirs, None)
+            if value:
+                stated[ours] = str(value)
+    published = _html_published(html)
+    if published:
+        stated["published"] = published
+    return Extracted(text, True, stated)
+
+
+def _html_published(html: str) -> str | None:
+    """Only a date the page states in its metadata; never a guess from the URL or the text."""
+    pattern = (
+        r"<meta\s+[^>]*(?:property|name)=[\"'](?:article:published_time|citation_publication_date|"
+        r"citation_date|dc\.date|date|pubdate)[\"'][^>]*content=[\"']([^\"']+)[\"']"
+    )
+    m = re.search(pattern, html, re.I)
+    if m:
+        return m.group(1).strip()[:10]
+    m = re.search(r"<time[^>]*datetime=[\"']([^\"']+)[\"']", html, re.I)
+    return m.group(1).strip()[:10] if m else None
+
+
+def _extract_pdf(data: bytes, name: str) -> Extracted:
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    if not data.startswith(b"%PDF"):
+        raise UnsupportedSource(f"{name}: not a PDF file")
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        pages = [(page.extract_text() or "").replace(PAGE_BREAK, " ") for page in reader.pages]
+        info = reader.metadata or {}
+    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, OSError) as e:
+        raise UnsupportedSource(f"{name}: the PDF could not be read ({type(e).__name__})") from None
+    if not any(p.strip() for p in pages):
+        raise UnsupportedSource(f"{name}: the PDF has no extractable text (scanned images need OCR first)")
+    stated: dict[str, str] = {}
+    for ours, theirs in (("title", "/Title"), ("author", "/Author")):
+        value = info.get(theirs)
+        if value and str(value).strip():
+            stated[ours] = str(value).strip()
+    return Extracted(PAGE_BREAK.join(pages), False, stated)
+
+
+def make_source(source_id: str, data: bytes, kind: str, origin: str, meta: dict[str, Any] | None = None) -> Source:
+    """One file's bytes + sidecar metadata -> a Source with a clean display text."""
+    ex = extract(data, kind, origin)
+    doc = clean_text(ex.raw_text, markdown=ex.markdown)
+    if not doc.text.strip():
+        raise UnsupportedSource(f"{origin}: no text left after cleaning")
+    fields = {**ex.stated, **{k: v for k, v in (meta or {}).items() if v not in (None, "")}}
+    title = fields.get("title") or _first_line(doc) or source_id
+    return Source(
+        meta=SourceMeta(
+            id=source_id,
+            title=str(title),
+            author=_opt(fields.get("author")),
+            publisher=_opt(fields.get("publisher")),
+            published=_opt(fields.get("published")),
+            url=_opt(fields.get("url")),
+            note=_opt(fields.get("note")),
+        ),
+        doc=doc,
+        content_hash=sha256(data),
+        origin=origin,
+    )
+
+
+def _opt(value: Any) -> str | None:
+    return str(value) if value not in (None, "") else None
+
+
+def _first_line(doc: Document) -> str:
+    first = doc.text.split("\n", 1)[0].strip()
+    return first[:200]
+
+
+def read_sidecar(path: Path) -> dict[str, Any]:
+    side = path.with_name(path.stem + SIDECAR)
+    if not side.exists():
+        return {}
+    try:
+        data = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CorpusError(f"{side.name}: unreadable metadata ({e})") from None
+    if not isinstance(data, dict):
+        raise CorpusError(f"{side.name}: metadata must be a JSON object")
+    return {k: data.get(k) for k in (*META_FIELDS, "note") if k in data}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One source's place in the corpus folder, known before it is read (for incremental builds)."""
+
+    id: str
+    path: Path
+    kind: str
+    fingerprint: str  # hash of the file's bytes and its sidecar; or of one BEIR line
+
+
+def scan(corpus: Path) -> tuple[list[Entry], list[str]]:
+    """List the sources in a corpus folder without parsing them; also the files skipped, with why."""
+    if not corpus.is_dir():
+        raise CorpusError(f"corpus folder not found: {corpus}")
+    entries: list[Entry] = []
+    skipped: list[str] = []
+    try:
+        paths = sorted(corpus.iterdir())
+    except OSError as e:
+        raise CorpusError(f"cannot read corpus folder {corpus}: {e.strerror}") from None
+    for path in paths:
+        name = path.name
+        if name.startswith(".") or name.endswith(SIDECAR) or not path.is_file():
+            continue
+        if name == BEIR_CORPUS:
+            entries.extend(_scan_beir(path))
+            continue
+        kind = SUFFIXES.get(path.suffix.lower())
+        if kind is None:
+            skipped.append(f"{name}: unsupported type")
+            continue
+        if not valid_id(path.stem):
+            skipped.append(f"{name}: file name is not a valid source id")
+            continue
+        side = path.with_name(path.stem + SIDECAR)
+        try:
+            digest = sha256(path.read_bytes() + (side.read_bytes() if side.exists() else b""))
+        except OSError as e:
+            raise CorpusError(f"cannot read {name}: {e.strerror}") from None
+        entries.append(Entry(path.stem, path, kind, digest))
+    seen: dict[str, Entry] = {}
+    for e in entries:
+        if e.id in seen:
+            raise CorpusError(f"two sources share the id {e.id!r}: {seen[e.id].path.name} and {e.path.name}")
+        seen[e.id] = e
+    return entries, skipped
+
+
+def _scan_beir(path: Path) -> Iterator[Entry]:
+    with path.open("rb") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                doc_id = str(json.loads(line)["_id"])
+            except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
+                raise CorpusError(f"{path.name}, line {n}: not a JSON object with an _id") from None
+            yield Entry(doc_id, path, "beir", sha256(line))
+
+
+def load(entries: list[Entry]) -> Iterator[Source]:
+    """Read and clean scanned entries, in order; each BEIR file is read once however many lines are wanted."""
+    wanted: dict[Path, set[str]] = {}
+    for e in entries:
+        if e.kind == "beir":
+            wanted.setdefault(e.path, set()).add(e.fingerprint)
+    rows: dict[str, dict[str, Any]] = {}
+    for path, prints in wanted.items():
+        with path.open("rb") as f:
+            for line in f:
+                if line.strip() and (digest := sha256(line)) in prints:
+                    rows[digest] = json.loads(line)
+    for e in entries:
+        if e.kind == "beir":
+            if e.fingerprint not in rows:
+                raise CorpusError(f"{e.path.name}: the line for {e.id!r} changed while reading")
+            yield beir_source(rows[e.fingerprint], e.path.name, e.fingerprint)
+            continue
+        try:
+            data = e.path.read_bytes()
+        except OSError as err:
+            raise CorpusError(f"cannot read {e.path.name}: {err.strerror}") from None
+        yield make_source(e.id, data, e.kind, e.path.name, read_sidecar(e.path))
+
+
+def beir_source(row: dict[str, Any], origin: str, content_hash: str) -> Source:
+    text = str(row.get("text") or "")
+    title = str(row.get("title") or "").strip()
+    doc = clean_text(text, detect_headings=False)
+    if not doc.text:
+        doc = clean_text(title or str(row["_id"]), detect_headings=False)
+    return Source(
+        meta=SourceMeta(id=str(row["_id"]), title=title or str(row["_id"])),
+        doc=doc,
+        content_hash=content_hash,
+        origin=origin,
+    )
+
+
+def read_corpus(corpus: Path) -> list[Source]:
+    entries, _ = scan(corpus)
+    return list(load(entries))

@@ -1,0 +1,77 @@
+"""BM25 over passages (bm25s, Snowball stemming, English stop words), saved and loaded as a folder."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+TOKEN = re.compile(r"(?u)\b\w+\b")
+_local = threading.local()
+
+
+def _stemmer() -> Any:
+    stemmer = getattr(_local, "stemmer", None)
+    if stemmer is None:  # PyStemmer objects are not thread-safe: one per thread
+        import Stemmer
+
+        stemmer = _local.stemmer = Stemmer.Stemmer("english")
+    return stemmer
+
+
+def _stopwords() -> frozenset[str]:
+    sw = getattr(_local, "stopwords", None)
+    if sw is None:
+        from bm25s.stopwords import STOPWORDS_EN
+
+        sw = _local.stopwords = frozenset(STOPWORDS_EN)
+    return sw
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased, stop-worded, stemmed terms; digits and one-letter tokens like '5' are kept."""
+    sw = _stopwords()
+    words = [w for w in TOKEN.findall(text.lower()) if w not in sw]
+    return list(_stemmer().stemWords(words)) if words else []
+
+
+class Lexical:
+    """A BM25 index aligned with passage numbers."""
+
+    def __init__(self, retriever: Any) -> None:
+        self.retriever = retriever
+        self.size = int(retriever.scores["num_docs"])
+
+    @classmethod
+    def build(cls, tokens: Sequence[Sequence[str]]) -> Lexical:
+        import bm25s
+
+        retriever = bm25s.BM25(k1=1.2, b=0.75)
+        docs = [list(t) if t else ["\u2400"] for t in tokens]  # bm25s needs one token per document
+        retriever.index(docs, show_progress=False)
+        return cls(retriever)
+
+    def save(self, folder: Path) -> None:
+        self.retriever.save(str(folder))
+
+    @classmethod
+    def load(cls, folder: Path, mmap: bool = True) -> Lexical:
+        import bm25s
+
+        return cls(bm25s.BM25.load(str(folder), mmap=mmap))
+
+    def known(self, terms: Sequence[str]) -> list[str]:
+        vocab = self.retriever.vocab_dict
+        return [t for t in terms if t in vocab]
+
+    def scores(self, terms: Sequence[str], mask: np.ndarray | None = None) -> np.ndarray:
+        """BM25 score of every passage for the query terms (zeros when no term is known)."""
+        known = self.known(terms)
+        if not known:
+            return np.zeros(self.size, dtype=np.float32)
+        out = np.asarray(self.retriever.get_scores(known), dtype=np.float32)
+        return out * mask if mask is not None else out

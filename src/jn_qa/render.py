@@ -1,0 +1,61 @@
+"""Plain-text views of answers and catalogues for the terminal."""
+
+from __future__ import annotations
+
+import textwrap
+from typing import Any
+
+from .answer import human_date
+from .schema import Answer, Result
+
+BOLD_YELLOW, RESET = "\033[1;33m", "\033[0m"
+
+
+def marked(result: Result, color: bool) -> str:
+    """The passage with its supporting sentences marked (ANSI on a terminal, »…« otherwise)."""
+    open_, close = (BOLD_YELLOW, RESET) if color else ("»", "«")
+    out, pos = [], result.start
+    text = result.text
+    for h in result.highlights:
+        out.append(text[pos - result.start : h.start - result.start])
+        out.append(open_ + text[h.start - result.start : h.end - result.start] + close)
+        pos = h.end
+    out.append(text[pos - result.start :])
+    return "".join(out)
+
+
+def answer_text(answer: Answer, color: bool = False, explain: bool = False) -> str:
+    lines = [f"Q: {answer.query}"]
+    if answer.answer_found:
+        lines.append(f"Answer found in the sources (confidence {answer.confidence:.2f}).")
+    else:
+        lines.append(
+            f"The sources do not appear to answer this question (confidence {answer.confidence:.2f}). "
+            "Nearest passages, not an answer:"
+        )
+    for r in answer.results:
+        m = r.source
+        by = ", ".join(x for x in (m.author, m.publisher, human_date(m.published)) if x) or "author and publisher not stated"
+        where = [f"section “{r.section}”"] if r.section else []
+        if r.page is not None:
+            where.append(f"page {r.page}")
+        where.append(f"characters {r.start}–{r.end} of {m.id}")
+        lines.append("")
+        lines.append(f"[{r.rank}] {m.title}")
+        lines.append(f"    {by}")
+        lines.append(f"    {'; '.join(where)}" + (f" · {m.url}" if m.url else ""))
+        body = " ".join(marked(r, color).split())
+        lines.extend(textwrap.wrap(body, width=100, initial_indent="    ", subsequent_indent="    "))
+        if explain and r.explain:
+            lines.append(f"    why: {r.explain}")
+    return "\n".join(lines)
+
+
+def sources_text(rows: list[dict[str, Any]]) -> str:
+    out = []
+    for r in rows:
+        out.append(f"{r['id']}  {r['title']}")
+        for key in ("author", "publisher", "published", "url"):
+            out.append(f"    {key:<10} {r.get(key) or '—'}")
+    out.append(f"{len(rows)} sources")
+    return "\n".join(out)

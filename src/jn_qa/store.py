@@ -1,0 +1,405 @@
+"""The index folder: immutable, self-contained versions and an atomically switched CURRENT pointer.
+
+    index/
+      CURRENT                 name of the published version (replaced atomically)
+      versions/<name>/        manifest.json (checksums of every file), sources.json, texts.bin,
+                              passages.npy, sentences.npy, sentence_ptr.npy, vectors.npy,
+                              sentence_vectors.npy, passage_keys.npy, sections.json, dense.faiss, lexical/
+      tmp/                    builds in progress; removed by the next build
+      .lock                   held by the one running build (released by the OS even on SIGKILL)
+
+A version carries everything needed to answer and to show its sources, so serving needs no corpus
+and a citation always matches the text served with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import BuildError, IndexUnavailable, NotFound
+from .lexical import Lexical
+from .schema import Passage, Source, SourceMeta, Span
+from .vectors import VectorIndex
+
+FORMAT = 1
+CURRENT = "CURRENT"
+MANIFEST = "manifest.json"
+
+
+# ---------------------------------------------------------------- folder layout
+
+
+@dataclass(frozen=True)
+class Layout:
+    root: Path
+
+    @property
+    def versions(self) -> Path:
+        return self.root / "versions"
+
+    @property
+    def tmp(self) -> Path:
+        return self.root / "tmp"
+
+    @property
+    def current_file(self) -> Path:
+        return self.root / CURRENT
+
+    def version(self, name: str) -> Path:
+        return self.versions / name
+
+    def current_name(self) -> str | None:
+        try:
+            name = self.current_file.read_text(encoding="utf-8").strip()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return name or None
+
+    def list_versions(self) -> list[str]:
+        if not self.versions.is_dir():
+            return []
+        return sorted(p.name for p in self.versions.iterdir() if (p / MANIFEST).exists())
+
+    def set_current(self, name: str) -> None:
+        """Atomically point CURRENT at a published version (write, fsync, rename, fsync dir)."""
+        tmp = self.root / f".{CURRENT}.{os.getpid()}.tmp"
+        with tmp.open("w", encoding="utf-8") as f:
+            f.write(name + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.current_file)
+        _fsync_dir(self.root)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise BuildError(f"another build is running on {self.root}; try again when it finishes") from None
+            yield
+        finally:
+            os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def new_version_name() -> str:
+    t = time.time()
+    return time.strftime("v%Y%m%dT%H%M%S", time.gmtime(t)) + f"{int((t % 1) * 1e6):06d}Z"
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------- writing
+
+
+@dataclass
+class VersionData:
+    """Everything a version holds, in memory, before it is written."""
+
+    sources: list[Source]
+    fingerprints: list[str]
+    passages: list[Passage]
+    vectors: np.ndarray  # (n, dim) float32
+    sentence_vectors: np.ndarray  # (m, dim) float32, sentences in passage order
+    passage_keys: list[bytes]  # 32-byte content keys for the embedding cache
+    lexical: Lexical
+    dense: VectorIndex
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def write_version(folder: Path, data: VersionData) -> dict[str, Any]:
+    """Write a complete version into `folder` (not yet published); returns the manifest."""
+    folder.mkdir(parents=True)
+    texts = bytearray()
+    sources_json: list[dict[str, Any]] = []
+    ranges = _source_ranges(data.passages, len(data.sources))
+    for i, src in enumerate(data.sources):
+        raw = src.doc.text.encode("utf-8")
+        sources_json.append(
+            {
+                **src.meta.to_dict(),
+                "origin": src.origin,
+                "fingerprint": data.fingerprints[i],
+                "content_hash": src.content_hash,
+                "bytes": [len(texts), len(texts) + len(raw)],
+                "chars": len(src.doc.text),
+                "headings": [[h.start, h.end] for h in src.doc.headings],
+                "pages": list(src.doc.pages),
+                "passages": list(ranges[i]),
+            }
+        )
+        texts += raw
+    sections: dict[str, int] = {}
+    rows = np.zeros((len(data.passages), 5), dtype=np.int64)
+    ptr = np.zeros(len(data.passages) + 1, dtype=np.int64)
+    sent_rows: list[tuple[int, int]] = []
+    for i, p in enumerate(data.passages):
+        sec = -1 if p.section is None else sections.setdefault(p.section, len(sections))
+        rows[i] = (p.source, p.start, p.end, -1 if p.page is None else p.page, sec)
+        sent_rows.extend((s.start, s.end) for s in p.sentences)
+        ptr[i + 1] = len(sent_rows)
+    (folder / "texts.bin").write_bytes(bytes(texts))
+    _write_json(folder / "sources.json", sources_json)
+    _write_json(folder / "sections.json", list(sections))
+    np.save(folder / "passages.npy", rows)
+    np.save(folder / "sentence_ptr.npy", ptr)
+    np.save(folder / "sentences.npy", np.asarray(sent_rows, dtype=np.int64).reshape(-1, 2))
+    np.save(folder / "vectors.npy", np.ascontiguousarray(data.vectors, dtype=np.float32))
+    np.save(folder / "sentence_vectors.npy", np.ascontiguousarray(data.sentence_vectors, dtype=np.float16))
+    np.save(folder / "passage_keys.npy", np.asarray(data.passage_keys, dtype="S32").reshape(-1))
+    data.dense.save(folder / "dense.faiss")
+    data.lexical.save(folder / "lexical")
+    manifest = {
+        **data.manifest,
+        "format": FORMAT,
+        "version": folder.name,
+        "counts": {
+            "sources": len(data.sources),
+            "passages": len(data.passages),
+            "sentences": len(sent_rows),
+        },
+        "sources": {s.id: fp for s, fp in zip(data.sources, data.fingerprints)},
+        "files": _checksums(folder),
+    }
+    _write_json(folder / MANIFEST, manifest)
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as f:
+                os.fsync(f.fileno())
+    _fsync_dir(folder)
+    return manifest
+
+
+def _source_ranges(passages: list[Passage], n_sources: int) -> list[tuple[int, int]]:
+    ranges = [(0, 0)] * n_sources
+    i = 0
+    while i < len(passages):
+        j = i
+        while j < len(passages) and passages[j].source == passages[i].source:
+            j += 1
+        ranges[passages[i].source] = (i, j)
+        i = j
+    return ranges
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+def _checksums(folder: Path) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.name != MANIFEST:
+            out[path.relative_to(folder).as_posix()] = {"sha256": file_sha256(path), "bytes": path.stat().st_size}
+    return out
+
+
+def verify_files(folder: Path, manifest: dict[str, Any]) -> None:
+    """Every file the manifest lists exists with its size and sha256; raise IndexUnavailable if not."""
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise IndexUnavailable(f"index version {folder.name} has no file checksums")
+    for rel, want in files.items():
+        path = folder / rel
+        if not path.is_file():
+            raise IndexUnavailable(f"index version {folder.name}: {rel} is missing")
+        if path.stat().st_size != want["bytes"]:
+            raise IndexUnavailable(f"index version {folder.name}: {rel} is truncated or changed (size differs)")
+        if file_sha256(path) != want["sha256"]:
+            raise IndexUnavailable(f"index version {folder.name}: {rel} is corrupted (checksum differs)")
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise IndexUnavailable(f"no manifest in {folder}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise IndexUnavailable(f"index version {folder.name}: manifest.json is corrupted") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise IndexUnavailable(f"index version {folder.name} has an unknown format; rebuild with: jn-qa build --full")
+    return manifest
+
+
+def check_model(manifest: dict[str, Any], model_name: str, model_hash: str) -> None:
+    """Refuse an index whose vectors came from another model: their scores would be meaningless."""
+    built = manifest.get("model", {})
+    if built.get("hash") != model_hash:
+        raise IndexUnavailable(
+            f"the index was built with model {built.get('name')!r} (weights {str(built.get('hash'))[:12]}), "
+            f"but the configured model is {model_name!r} (weights {model_hash[:12]}); "
+            f"rebuild with 'jn-qa build --full' or set JNQA_MODEL={built.get('name')}"
+        )
+
+
+# ---------------------------------------------------------------- reading
+
+
+class IndexVersion:
+    """One published version, opened read-only with large arrays memory-mapped."""
+
+    def __init__(self, folder: Path, manifest: dict[str, Any]) -> None:
+        self.folder = folder
+        self.name = folder.name
+        self.manifest = manifest
+        self._sources = json.loads((folder / "sources.json").read_text(encoding="utf-8"))
+        self.sections: list[str] = json.loads((folder / "sections.json").read_text(encoding="utf-8"))
+        self.passages = np.load(folder / "passages.npy", mmap_mode="r")
+        self.sentence_ptr = np.load(folder / "sentence_ptr.npy", mmap_mode="r")
+        self.sentences = np.load(folder / "sentences.npy", mmap_mode="r")
+        self.vectors = np.load(folder / "vectors.npy", mmap_mode="r")
+        self.sentence_vectors = np.load(folder / "sentence_vectors.npy", mmap_mode="r")
+        self.passage_keys = np.load(folder / "passage_keys.npy", mmap_mode="r")
+        self._texts = np.memmap(folder / "texts.bin", dtype=np.uint8, mode="r") if (folder / "texts.bin").stat().st_size else None
+        self.dense = VectorIndex.load(folder / "dense.faiss", manifest.get("index_type", "flat"))
+        self.lexical = Lexical.load(folder / "lexical")
+        self.meta = [_meta(s) for s in self._sources]
+        self.ids = {s["id"]: i for i, s in enumerate(self._sources)}
+        self.text = lru_cache(maxsize=256)(self._text)
+
+    @classmethod
+    def open(cls, folder: Path, verify: bool = True) -> IndexVersion:
+        manifest = read_manifest(folder)
+        if verify:
+            verify_files(folder, manifest)
+        try:
+            version = cls(folder, manifest)
+        except (OSError, ValueError, KeyError, RuntimeError, json.JSONDecodeError) as e:
+            raise IndexUnavailable(f"index version {folder.name} cannot be loaded: {e}") from None
+        counts = manifest["counts"]
+        if len(version.passages) != counts["passages"] or len(version.meta) != counts["sources"]:
+            raise IndexUnavailable(f"index version {folder.name}: counts do not match its manifest")
+        return version
+
+    # sources
+    def source_index(self, source_id: str) -> int:
+        try:
+            return self.ids[source_id]
+        except KeyError:
+            raise NotFound(f"unknown source: {source_id}") from None
+
+    def source_record(self, i: int) -> dict[str, Any]:
+        return self._sources[i]
+
+    def _text(self, i: int) -> str:
+        a, b = self._sources[i]["bytes"]
+        if self._texts is None or a == b:
+            return ""
+        return bytes(self._texts[a:b]).decode("utf-8")
+
+    def source_passages(self, i: int) -> range:
+        lo, hi = self._sources[i]["passages"]
+        return range(lo, hi)
+
+    def headings(self, i: int) -> list[Span]:
+        return [Span(a, b) for a, b in self._sources[i]["headings"]]
+
+    def pages(self, i: int) -> tuple[int, ...]:
+        return tuple(self._sources[i]["pages"])
+
+    # passages
+    def passage(self, i: int) -> Passage:
+        src, start, end, page, sec = (int(x) for x in self.passages[i])
+        lo, hi = int(self.sentence_ptr[i]), int(self.sentence_ptr[i + 1])
+        return Passage(
+            source=src,
+            start=start,
+            end=end,
+            section=self.sections[sec] if sec >= 0 else None,
+            page=page if page >= 0 else None,
+            sentences=tuple(Span(int(a), int(b)) for a, b in self.sentences[lo:hi]),
+        )
+
+    def passage_text(self, i: int) -> str:
+        src, start, end = (int(x) for x in self.passages[i][:3])
+        return self.text(src)[start:end]
+
+    def sentence_range(self, i: int) -> range:
+        return range(int(self.sentence_ptr[i]), int(self.sentence_ptr[i + 1]))
+
+    @property
+    def size(self) -> int:
+        return len(self.passages)
+
+
+def _meta(s: dict[str, Any]) -> SourceMeta:
+    return SourceMeta(
+        id=s["id"],
+        title=s["title"],
+        author=s.get("author"),
+        publisher=s.get("publisher"),
+        published=s.get("published"),
+        url=s.get("url"),
+        note=s.get("note"),
+    )
+
+
+def open_current(root: Path, verify: bool = True) -> IndexVersion:
+    layout = Layout(root)
+    name = layout.current_name()
+    if name is None:
+        raise IndexUnavailable(f"no index in {root}: build one with 'jn-qa build'")
+    folder = layout.version(name)
+    if not folder.is_dir():
+        raise IndexUnavailable(f"{root}/CURRENT names version {name}, which does not exist; run 'jn-qa build'")
+    return IndexVersion.open(folder, verify=verify)
+
+
+def prune(layout: Layout, keep: int) -> list[str]:
+    """Delete the oldest published versions beyond `keep`, never the current one."""
+    current = layout.current_name()
+    names = layout.list_versions()
+    removed: list[str] = []
+    for name in names[: max(0, len(names) - keep)]:
+        if name != current:
+            shutil.rmtree(layout.version(name), ignore_errors=True)
+            removed.append(name)
+    return removed
+
+
+def rollback(root: Path) -> tuple[str, str]:
+    """Point CURRENT at the newest version older than the current one; returns (from, to)."""
+    layout = Layout(root)
+    with layout.lock():
+        current = layout.current_name()
+        names = layout.list_versions()
+        if current is None or current not in names:
+            raise IndexUnavailable(f"no current index in {root} to roll back from")
+        older = [n for n in names if n < current]
+        for name in reversed(older):
+            try:
+                verify_files(layout.version(name), read_manifest(layout.version(name)))
+            except IndexUnavailable:
+                continue
+            layout.set_current(name)
+            return current, name
+        raise IndexUnavailable(f"no earlier intact version to roll back to in {root}")
