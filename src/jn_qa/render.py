@@ -44,8 +44,9 @@ def answer_text(answer: Answer, color: bool = False, explain: bool = False) -> s
         lines.append(f"[{r.rank}] {m.title}")
         lines.append(f"    {by}")
         lines.append(f"    {'; '.join(where)}" + (f" · {m.url}" if m.url else ""))
-        body = " ".join(marked(r, color).split())
-        lines.extend(textwrap.wrap(body, width=100, initial_indent="    ", subsequent_indent="    "))
+        for para in marked(r, color).split("\n"):
+            if para.strip():
+                lines.extend(textwrap.wrap(" ".join(para.split()), width=100, initial_indent="    ", subsequent_indent="    "))
         if explain and r.explain:
             lines.append(f"    why: {r.explain}")
     return "\n".join(lines)

@@ -1,0 +1,33 @@
+"""Settings: declared once, overridable by environment and flags, each documented in the README."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from jn_qa.config import Settings, describe
+from jn_qa.errors import ConfigError
+
+
+def test_environment_then_overrides() -> None:
+    s = Settings.from_env({"JNQA_K": "7", "JNQA_INDEX": "/data/idx", "JNQA_THRESHOLD": "0.3"}, k=9)
+    assert s.k == 9 and s.index == Path("/data/idx") and s.threshold == 0.3
+    assert Settings.from_env({}) == Settings()
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [({"JNQA_K": "many"}, "JNQA_K='many' is not a valid int"), ({"JNQA_K": "0"}, "k must be"), ({"JNQA_CHUNK_OVERLAP": "500"}, "chunk_overlap")],
+)
+def test_invalid_settings_name_the_problem(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(env)
+
+
+def test_every_setting_has_help_and_is_documented_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for name, _default, help_text in describe():
+        assert help_text.strip(), name
+        assert f"JNQA_{name.upper()}" in readme, f"JNQA_{name.upper()} is not documented in README.md"

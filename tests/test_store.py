@@ -1,0 +1,122 @@
+"""The index folder: manifest round trip, model mismatch refusal, checksums, publish and rollback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import FakeEmbedder, write_source
+from jn_qa import store
+from jn_qa.build import build
+from jn_qa.config import Settings
+from jn_qa.engine import Engine
+from jn_qa.errors import IndexUnavailable
+
+TEXT_A = "Japan and NATO\n\nIntroduction\n\nJapan and NATO signed the IPCP in 2014. It listed nine areas. Cyber defence was one."
+TEXT_B = "The ITPP\n\nThe ITPP covers 2023 to 2026. It names sixteen goals. Space security is among them."
+
+
+@pytest.fixture
+def corpus_settings(tmp_path: Path) -> Settings:
+    write_source(tmp_path / "corpus", "alpha", TEXT_A, title="Alpha", author="A. Writer", published="2024-07-08")
+    write_source(tmp_path / "corpus", "beta", TEXT_B, title="Beta")
+    return Settings(corpus=tmp_path / "corpus", index=tmp_path / "index", chunk_words=12, chunk_overlap=4)
+
+
+def test_manifest_round_trip(corpus_settings: Settings, fake_embedder: FakeEmbedder) -> None:
+    report = build(corpus_settings, fake_embedder)
+    version = store.open_current(corpus_settings.index)
+    m = version.manifest
+    assert m["version"] == report.version == version.name
+    assert m["model"] == {"name": "fake", "hash": fake_embedder.file_hash, "dim": fake_embedder.dim}
+    assert m["chunking"] == {"words": 12, "overlap": 4, "splitter": "pysbd"}
+    assert m["counts"]["sources"] == 2 and m["counts"]["passages"] == version.size == report.passages_total
+    assert set(m["sources"]) == {"alpha", "beta"} and all(len(h) == 64 for h in m["sources"].values())
+    assert m["built_at"].endswith("Z") and m["files"]["vectors.npy"]["bytes"] > 0
+    alpha = version.source_index("alpha")
+    assert version.meta[alpha].author == "A. Writer" and version.text(alpha).startswith("Japan and NATO")
+    for i in range(version.size):  # offsets are exact after the round trip
+        p = version.passage(i)
+        assert version.passage_text(i) == version.text(p.source)[p.start : p.end]
+        assert all(p.start <= s.start < s.end <= p.end for s in p.sentences)
+    assert np.allclose(np.linalg.norm(np.asarray(version.vectors), axis=1), 1.0, atol=1e-5)
+
+
+def test_mismatched_model_is_refused_with_a_clear_message(corpus_settings: Settings, fake_embedder: FakeEmbedder) -> None:
+    build(corpus_settings, fake_embedder)
+    other = FakeEmbedder(name="other", file_hash="0" * 64)
+    engine = Engine(corpus_settings.replace(model="other"), embedder=other)  # type: ignore[arg-type]
+    with pytest.raises(IndexUnavailable, match=r"built with model 'fake'.*jn-qa build --full"):
+        engine.load()
+
+
+def test_corrupted_or_truncated_files_are_detected(corpus_settings: Settings, fake_embedder: FakeEmbedder) -> None:
+    build(corpus_settings, fake_embedder)
+    folder = corpus_settings.index / "versions" / store.Layout(corpus_settings.index).current_name()  # type: ignore[operator]
+    vectors = folder / "vectors.npy"
+    data = bytearray(vectors.read_bytes())
+    data[-1] ^= 0xFF
+    vectors.write_bytes(bytes(data))
+    with pytest.raises(IndexUnavailable, match="vectors.npy is corrupted"):
+        store.open_current(corpus_settings.index)
+    vectors.write_bytes(bytes(data[:-10]))
+    with pytest.raises(IndexUnavailable, match="truncated"):
+        store.open_current(corpus_settings.index)
+
+
+def test_no_index_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(IndexUnavailable, match="build one with 'jn-qa build'"):
+        store.open_current(tmp_path)
+
+
+def test_rebuild_is_a_no_op_when_nothing_changed_and_incremental_otherwise(
+    corpus_settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    first = build(corpus_settings, fake_embedder)
+    embedded = fake_embedder.encoded
+    again = build(corpus_settings, fake_embedder)
+    assert not again.published and again.version == first.version and fake_embedder.encoded == embedded
+    write_source(corpus_settings.corpus, "gamma", "GCAP\n\nJapan, the UK and Italy build GCAP. It began in 2022.")
+    third = build(corpus_settings, fake_embedder)
+    new_passages = store.open_current(corpus_settings.index).source_passages(2)
+    assert third.published and third.sources_added == ["gamma"] and third.passages_embedded == len(new_passages)
+    assert third.passages_reused == third.passages_total - len(new_passages)
+    (corpus_settings.corpus / "beta.txt").unlink()
+    fourth = build(corpus_settings, fake_embedder)
+    assert fourth.sources_removed == ["beta"] and fourth.passages_embedded == 0
+    full = build(corpus_settings, fake_embedder, full=True)
+    assert full.published and full.passages_embedded == full.passages_total
+
+
+def test_publish_keeps_a_few_versions_and_rollback_returns_to_the_previous(
+    corpus_settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    s = corpus_settings.replace(keep_versions=2)
+    names = [build(s, fake_embedder, full=True).version for _ in range(3)]
+    layout = store.Layout(s.index)
+    assert layout.list_versions() == names[1:] and layout.current_name() == names[2]
+    assert store.rollback(s.index) == (names[2], names[1])
+    assert layout.current_name() == names[1]
+    with pytest.raises(IndexUnavailable, match="no earlier intact version"):
+        store.rollback(s.index)
+
+
+def test_a_failed_write_leaves_the_current_index_untouched(corpus_settings: Settings, fake_embedder: FakeEmbedder) -> None:
+    from jn_qa.errors import BuildError
+
+    good = build(corpus_settings, fake_embedder).version
+    before = (corpus_settings.index / "CURRENT").read_bytes()
+
+    def disk_full(folder: Path) -> None:
+        raise OSError(28, "No space left on device")
+
+    write_source(corpus_settings.corpus, "gamma", "More text. Even more.")
+    with pytest.raises(BuildError, match=r"No space left on device\); the current index is unchanged"):
+        build(corpus_settings, fake_embedder, after_write=disk_full)
+    assert (corpus_settings.index / "CURRENT").read_bytes() == before
+    assert not any((corpus_settings.index / "tmp").glob("*"))
+    assert store.open_current(corpus_settings.index).name == good
+    assert json.loads((corpus_settings.index / "versions" / good / "manifest.json").read_text())["version"] == good
