@@ -59,6 +59,25 @@ def hostile_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedde
     (corpus / "good.meta.json").write_text(
         json.dumps({"title": "Harbour report", "url": "https://example.org/report?a=1&b=2"}), encoding="utf-8"
     )
+    _two_page_pdf(corpus / "paged.pdf")
     settings = Settings(corpus=corpus, index=tmp_path_factory.mktemp("hostile-index"))
     build(settings, embedder)
     return settings
+
+
+def _two_page_pdf(path: Path) -> None:
+    """A PDF source whose second page alone mentions the Kurile submarine drill, so cards show 'p. 2'."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    pdf = canvas.Canvas(str(path), pagesize=A4)
+    pdf.setTitle("Paged study")
+    pages = [
+        ["Paged study", "The first page describes the history of port visits by allied frigates."],
+        ["Exercises", "The second page records a submarine drill held near the Kurile islands in 2022."],
+    ]
+    for lines in pages:
+        for i, line in enumerate(lines):
+            pdf.drawString(72, 770 - 24 * i, line)
+        pdf.showPage()
+    pdf.save()

@@ -171,6 +171,9 @@ def test_the_page_can_search_one_source(client: TestClient) -> None:
     assert hrefs and all(h.startswith(f"/sources/{one['id']}") for h in hrefs)
     assert f'<input type="hidden" name="source" value="{one["id"]}">' in page
     assert "Searching only in" in page and escape(one["title"]) in page
+    page = assert_page(client.get("/", params={"q": QUESTION, "source": [one["id"], "no-such-source"]}), 404)
+    assert f'<input type="hidden" name="source" value="{one["id"]}">' in page  # the filter survives an error
+    assert 'value="no-such-source"' not in page  # but not the id that caused it
 
 
 # ---------------------------------------------------------------- the library and one source
@@ -265,3 +268,17 @@ def test_a_source_with_a_web_url_links_to_it_safely(hostile: TestClient) -> None
     assert escaped in assert_page(hostile.get("/sources/good"), 200)
     page = assert_page(hostile.get("/", params={"q": "Which harbour hosts allied ships?", "k": 2}), 200)
     assert f'<a class="original" {escaped}' in page
+
+
+def test_pages_answer_head_requests(client: TestClient) -> None:
+    for path in ("/", "/sources", "/sources/003_c32e3aa4097a6e4c", "/docs"):
+        r = client.head(path)
+        assert r.status_code == 200 and r.content == b""
+        assert r.headers["content-type"].startswith("text/html") and "content-security-policy" in r.headers
+
+
+def test_a_card_from_a_pdf_names_its_page(hostile: TestClient) -> None:
+    answer = hostile.get("/api/search", params={"q": "Where was the submarine drill held?", "k": 1}).json()
+    assert answer["results"][0]["source"]["id"] == "paged" and answer["results"][0]["page"] == 2
+    page = assert_page(hostile.get("/", params={"q": "Where was the submarine drill held?", "k": 1}), 200)
+    assert '<span class="page">p. 2</span>' in page

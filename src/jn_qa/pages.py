@@ -16,7 +16,6 @@ from fastapi.templating import Jinja2Templates
 from . import __version__, views
 from .config import Settings
 from .engine import Engine
-from .errors import JnqaError
 
 WEB = Path(__file__).resolve().parent / "web"
 _templates = Jinja2Templates(directory=str(WEB / "templates"))
@@ -24,6 +23,7 @@ _templates.env.trim_blocks = _templates.env.lstrip_blocks = True
 _templates.env.globals.update(version=__version__, percent=views.percent)
 _templates.env.filters["sentence"] = views.sentence
 
+PAGE_METHODS = ["GET", "HEAD"]  # pages answer HEAD too (curl -I, link checkers)
 K = Annotated[int, Query(ge=1, le=100, description="Number of passages (1-100).")]
 SourceIds = Annotated[list[str] | None, Query(description="Restrict to these source ids.")]
 
@@ -36,8 +36,10 @@ def error_page(request: Request, status: int, message: str) -> Response:
     """An error as a page: the question page keeps the question and shows why; others say what to do."""
     app: FastAPI = request.app
     if request.url.path == "/":
-        q = request.query_params.get("q", "")
-        return _home(request, app.state.engine, app.state.settings, q, None, [], error=message, status=status)
+        engine: Engine = app.state.engine
+        params = request.query_params
+        known = [s for s in params.getlist("source") if engine.ready and s in engine.state.version.ids]
+        return _home(request, engine, app.state.settings, params.get("q", ""), None, known, error=message, status=status)
     return render(request, "error.html", status, status=status, message=message, title=_TITLES.get(status, "Error"))
 
 
@@ -47,17 +49,17 @@ _TITLES = {404: "Not found", 405: "Method not allowed", 422: "Cannot read that r
 def register(app: FastAPI, engine: Engine, settings: Settings) -> None:
     """Add the pages and /docs (Swagger UI served from the installed package, no CDN) to `app`."""
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    @app.api_route("/", response_class=HTMLResponse, methods=PAGE_METHODS, include_in_schema=False)
     def home(request: Request, q: str | None = None, k: K = settings.k, source: SourceIds = None) -> Response:
         return _home(request, engine, settings, q, k, source or [])
 
-    @app.get("/sources", response_class=HTMLResponse, include_in_schema=False)
+    @app.api_route("/sources", response_class=HTMLResponse, methods=PAGE_METHODS, include_in_schema=False)
     def library(request: Request) -> Response:
         v = engine.state.version
         rows = [views.source_row(m, len(v.source_passages(i))) for i, m in enumerate(v.meta)]
         return render(request, "sources.html", rows=rows, index_version=v.name)
 
-    @app.get("/sources/{source_id:path}", response_class=HTMLResponse, include_in_schema=False)
+    @app.api_route("/sources/{source_id:path}", response_class=HTMLResponse, methods=PAGE_METHODS, include_in_schema=False)
     def source(
         request: Request,
         source_id: str,
@@ -78,7 +80,7 @@ def register(app: FastAPI, engine: Engine, settings: Settings) -> None:
             index_version=v.name,
         )
 
-    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    @app.api_route("/docs", response_class=HTMLResponse, methods=PAGE_METHODS, include_in_schema=False)
     def docs(request: Request) -> Response:
         return render(request, "docs.html")
 
@@ -106,15 +108,11 @@ def _home(
         "index_version": engine.state.version.name if engine.ready else None,
         "titles": _titles(engine, sources),
     }
-    if q is not None and error is None:
-        try:
-            answer = engine.ask(q, k=k, sources=sources)
-            context.update(answer=answer, cards=views.cards(answer), index_version=answer.version)
-        except JnqaError as e:
-            context["error"], status = e.message, e.status
-    if context["answer"] is not None:
-        context["query_string"] = views.search_query(context["q"], k, sources, settings.k)
-    if not engine.ready and status < 400:
+    if q is not None and error is None:  # a JnqaError here comes back through error_page, with the question kept
+        answer = engine.ask(q, k=k, sources=sources)
+        context.update(answer=answer, cards=views.cards(answer), index_version=answer.version)
+        context["query_string"] = views.search_query(q, k, sources, settings.k)
+    elif not engine.ready and error is None:
         context["error"], status = engine.last_error or "no index is loaded", 503
     return render(request, "index.html", status, **context)
 
