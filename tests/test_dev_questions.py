@@ -22,8 +22,8 @@ GOLD = {item["id"]: item for item in map(json.loads, DEV_GOLD.read_text(encoding
 
 
 @pytest.fixture(scope="module")
-def engine(seed_index: Settings, real_embedder) -> Engine:  # type: ignore[no-untyped-def]
-    e = Engine(seed_index, embedder=real_embedder)
+def engine(corpus_settings: Settings, embedder) -> Engine:  # type: ignore[no-untyped-def]
+    e = Engine(corpus_settings, embedder=embedder)
     e.load()
     return e
 

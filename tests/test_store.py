@@ -20,15 +20,15 @@ TEXT_B = "The ITPP\n\nThe ITPP covers 2023 to 2026. It names sixteen goals. Spac
 
 
 @pytest.fixture
-def corpus_settings(tmp_path: Path) -> Settings:
+def tiny(tmp_path: Path) -> Settings:
     write_source(tmp_path / "corpus", "alpha", TEXT_A, title="Alpha", author="A. Writer", published="2024-07-08")
     write_source(tmp_path / "corpus", "beta", TEXT_B, title="Beta")
     return Settings(corpus=tmp_path / "corpus", index=tmp_path / "index", chunk_words=12, chunk_overlap=4)
 
 
-def test_manifest_round_trip(corpus_settings: Settings, fake_embedder: FakeEmbedder) -> None:
-    report = build(corpus_settings, fake_embedder)
-    version = store.open_current(corpus_settings.index)
+def test_manifest_round_trip(tiny: Settings, fake_embedder: FakeEmbedder) -> None:
+    report = build(tiny, fake_embedder)
+    version = store.open_current(tiny.index)
     m = version.manifest
     assert m["version"] == report.version == version.name
     assert m["model"] == {"name": "fake", "hash": fake_embedder.file_hash, "dim": fake_embedder.dim}
@@ -45,26 +45,26 @@ def test_manifest_round_trip(corpus_settings: Settings, fake_embedder: FakeEmbed
     assert np.allclose(np.linalg.norm(np.asarray(version.vectors), axis=1), 1.0, atol=1e-5)
 
 
-def test_mismatched_model_is_refused_with_a_clear_message(corpus_settings: Settings, fake_embedder: FakeEmbedder) -> None:
-    build(corpus_settings, fake_embedder)
+def test_mismatched_model_is_refused_with_a_clear_message(tiny: Settings, fake_embedder: FakeEmbedder) -> None:
+    build(tiny, fake_embedder)
     other = FakeEmbedder(name="other", file_hash="0" * 64)
-    engine = Engine(corpus_settings.replace(model="other"), embedder=other)  # type: ignore[arg-type]
+    engine = Engine(tiny.replace(model="other"), embedder=other)  # type: ignore[arg-type]
     with pytest.raises(IndexUnavailable, match=r"built with model 'fake'.*jn-qa build --full"):
         engine.load()
 
 
-def test_corrupted_or_truncated_files_are_detected(corpus_settings: Settings, fake_embedder: FakeEmbedder) -> None:
-    build(corpus_settings, fake_embedder)
-    folder = corpus_settings.index / "versions" / store.Layout(corpus_settings.index).current_name()  # type: ignore[operator]
+def test_corrupted_or_truncated_files_are_detected(tiny: Settings, fake_embedder: FakeEmbedder) -> None:
+    build(tiny, fake_embedder)
+    folder = tiny.index / "versions" / store.Layout(tiny.index).current_name()  # type: ignore[operator]
     vectors = folder / "vectors.npy"
     data = bytearray(vectors.read_bytes())
     data[-1] ^= 0xFF
     vectors.write_bytes(bytes(data))
     with pytest.raises(IndexUnavailable, match="vectors.npy is corrupted"):
-        store.open_current(corpus_settings.index)
+        store.open_current(tiny.index)
     vectors.write_bytes(bytes(data[:-10]))
     with pytest.raises(IndexUnavailable, match="truncated"):
-        store.open_current(corpus_settings.index)
+        store.open_current(tiny.index)
 
 
 def test_no_index_is_a_clear_error(tmp_path: Path) -> None:
@@ -73,28 +73,28 @@ def test_no_index_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_rebuild_is_a_no_op_when_nothing_changed_and_incremental_otherwise(
-    corpus_settings: Settings, fake_embedder: FakeEmbedder
+    tiny: Settings, fake_embedder: FakeEmbedder
 ) -> None:
-    first = build(corpus_settings, fake_embedder)
+    first = build(tiny, fake_embedder)
     embedded = fake_embedder.encoded
-    again = build(corpus_settings, fake_embedder)
+    again = build(tiny, fake_embedder)
     assert not again.published and again.version == first.version and fake_embedder.encoded == embedded
-    write_source(corpus_settings.corpus, "gamma", "GCAP\n\nJapan, the UK and Italy build GCAP. It began in 2022.")
-    third = build(corpus_settings, fake_embedder)
-    new_passages = store.open_current(corpus_settings.index).source_passages(2)
+    write_source(tiny.corpus, "gamma", "GCAP\n\nJapan, the UK and Italy build GCAP. It began in 2022.")
+    third = build(tiny, fake_embedder)
+    new_passages = store.open_current(tiny.index).source_passages(2)
     assert third.published and third.sources_added == ["gamma"] and third.passages_embedded == len(new_passages)
     assert third.passages_reused == third.passages_total - len(new_passages)
-    (corpus_settings.corpus / "beta.txt").unlink()
-    fourth = build(corpus_settings, fake_embedder)
+    (tiny.corpus / "beta.txt").unlink()
+    fourth = build(tiny, fake_embedder)
     assert fourth.sources_removed == ["beta"] and fourth.passages_embedded == 0
-    full = build(corpus_settings, fake_embedder, full=True)
+    full = build(tiny, fake_embedder, full=True)
     assert full.published and full.passages_embedded == full.passages_total
 
 
 def test_publish_keeps_a_few_versions_and_rollback_returns_to_the_previous(
-    corpus_settings: Settings, fake_embedder: FakeEmbedder
+    tiny: Settings, fake_embedder: FakeEmbedder
 ) -> None:
-    s = corpus_settings.replace(keep_versions=2)
+    s = tiny.replace(keep_versions=2)
     names = [build(s, fake_embedder, full=True).version for _ in range(3)]
     layout = store.Layout(s.index)
     assert layout.list_versions() == names[1:] and layout.current_name() == names[2]
@@ -104,19 +104,19 @@ def test_publish_keeps_a_few_versions_and_rollback_returns_to_the_previous(
         store.rollback(s.index)
 
 
-def test_a_failed_write_leaves_the_current_index_untouched(corpus_settings: Settings, fake_embedder: FakeEmbedder) -> None:
+def test_a_failed_write_leaves_the_current_index_untouched(tiny: Settings, fake_embedder: FakeEmbedder) -> None:
     from jn_qa.errors import BuildError
 
-    good = build(corpus_settings, fake_embedder).version
-    before = (corpus_settings.index / "CURRENT").read_bytes()
+    good = build(tiny, fake_embedder).version
+    before = (tiny.index / "CURRENT").read_bytes()
 
     def disk_full(folder: Path) -> None:
         raise OSError(28, "No space left on device")
 
-    write_source(corpus_settings.corpus, "gamma", "More text. Even more.")
+    write_source(tiny.corpus, "gamma", "More text. Even more.")
     with pytest.raises(BuildError, match=r"No space left on device\); the current index is unchanged"):
-        build(corpus_settings, fake_embedder, after_write=disk_full)
-    assert (corpus_settings.index / "CURRENT").read_bytes() == before
-    assert not any((corpus_settings.index / "tmp").glob("*"))
-    assert store.open_current(corpus_settings.index).name == good
-    assert json.loads((corpus_settings.index / "versions" / good / "manifest.json").read_text())["version"] == good
+        build(tiny, fake_embedder, after_write=disk_full)
+    assert (tiny.index / "CURRENT").read_bytes() == before
+    assert not any((tiny.index / "tmp").glob("*"))
+    assert store.open_current(tiny.index).name == good
+    assert json.loads((tiny.index / "versions" / good / "manifest.json").read_text())["version"] == good

@@ -1,6 +1,7 @@
 """HTTP: JSON routes and server-rendered pages over one Engine. Each route only translates.
 
-Every JSON error has one shape: {"error": {"status": int, "message": str}}.
+Every JSON error has one shape: {"error": {"status": int, "message": str}}. Under /api (and for
+/openapi.json) errors are JSON; everywhere else they are pages, with the same status.
 """
 
 from __future__ import annotations
@@ -9,25 +10,26 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from swagger_ui_bundle import swagger_ui_path
 
-from . import __version__
+from . import __version__, pages
 from .config import Settings
 from .engine import Engine
-from .errors import InvalidInput, JnqaError
+from .errors import JnqaError
+from .openapi import AnswerOut, Health, SourceList, SourceText, ok
 from .search import MAX_QUERY_CHARS
 
 log = logging.getLogger("jn_qa")
-WEB = Path(__file__).resolve().parent / "web"
+WEB = pages.WEB
+JSON_PATHS = ("/api/", "/openapi.json")
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -35,7 +37,7 @@ CSP = (
 
 
 class SearchBody(BaseModel):
-    question: str = Field(..., description="The question, 1-1000 characters.")
+    question: str = Field(..., min_length=1, max_length=MAX_QUERY_CHARS, description="The question, 1-1000 characters.")
     k: int = Field(5, ge=1, le=100, description="Number of passages to return.")
     sources: list[str] = Field(default_factory=list, description="Restrict to these source ids.")
     explain: bool = Field(False, description="Include ranking explanations.")
@@ -61,14 +63,17 @@ def create_app(settings: Settings, engine: Engine | None = None, watch: bool = T
     app = FastAPI(
         title="jn-qa",
         version=__version__,
-        description="Cited passages from trusted sources on Japan-NATO relations. "
-        'Errors: {"error": {"status": int, "message": str}}.',
+        description="Cited passages from trusted sources on Japan-NATO relations. Every answer is a verbatim "
+        "span of a source, with offsets into the source's display text (GET /api/sources/{id} returns it). "
+        'Every error has one shape: {"error": {"status": int, "message": str}}.',
         lifespan=lifespan,
+        docs_url=None,  # the default pages load Swagger UI / ReDoc from a CDN; pages.register serves /docs locally
+        redoc_url=None,
     )
     app.state.engine = engine
     app.state.settings = settings
-    templates = Jinja2Templates(directory=str(WEB / "templates"))
     app.mount("/static", StaticFiles(directory=str(WEB / "static")), name="static")
+    app.mount("/vendor/swagger-ui", StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
 
     @app.middleware("http")
     async def headers(request: Request, call_next: Any) -> Response:
@@ -81,22 +86,23 @@ def create_app(settings: Settings, engine: Engine | None = None, watch: bool = T
 
     @app.exception_handler(JnqaError)
     async def jnqa_error(request: Request, exc: JnqaError) -> Response:
-        return JSONResponse(error_body(exc.status, exc.message), status_code=exc.status)
+        return error_response(request, exc.status, exc.message)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(x) for x in first.get("loc", ()) if x not in ("query", "body"))
         message = f"{where}: {first.get('msg', 'invalid input')}" if where else str(first.get("msg", "invalid input"))
-        return JSONResponse(error_body(422, message), status_code=422)
+        return error_response(request, 422, message)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        return JSONResponse(error_body(exc.status_code, str(exc.detail)), status_code=exc.status_code)
+        return error_response(request, exc.status_code, str(exc.detail), exc.headers)
 
     # ------------------------------------------------------------ JSON API
-    @app.get("/api/health")
+    @app.get("/api/health", tags=["health"], summary="Index status", responses=ok(Health, 503))
     def health() -> Response:
+        """Index version, model and counts; 503 while no index is loaded."""
         if not engine.ready:
             return JSONResponse(
                 {"status": "unavailable", **error_body(503, engine.last_error or "no index loaded")},
@@ -115,53 +121,48 @@ def create_app(settings: Settings, engine: Engine | None = None, watch: bool = T
             }
         )
 
-    @app.get("/api/search")
+    @app.get("/api/search", tags=["search"], summary="Ask a question", responses=ok(AnswerOut, 404, 422, 503))
     def search_get(
-        q: Annotated[str, Query(description="The question, 1-1000 characters.")],
+        q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="The question, 1-1000 characters.")],
         k: Annotated[int, Query(ge=1, le=100)] = settings.k,
         source: Annotated[list[str] | None, Query(description="Restrict to these source ids.")] = None,
-        explain: bool = False,
+        explain: Annotated[bool, Query(description="Include ranking explanations and timings.")] = False,
     ) -> dict[str, Any]:
-        return engine.ask(_question(q), k=k, sources=source, explain=explain).to_dict(explain)
+        """The passages that answer the question, with citations; `answer_found` false when none does."""
+        return engine.ask(q, k=k, sources=source, explain=explain).to_dict(explain)
 
-    @app.post("/api/search")
+    @app.post("/api/search", tags=["search"], summary="Ask a question (JSON body)", responses=ok(AnswerOut, 404, 422, 503))
     def search_post(body: SearchBody) -> dict[str, Any]:
-        return engine.ask(_question(body.question), k=body.k, sources=body.sources, explain=body.explain).to_dict(body.explain)
+        """As GET /api/search, with the question in a JSON body."""
+        return engine.ask(body.question, k=body.k, sources=body.sources, explain=body.explain).to_dict(body.explain)
 
-    @app.get("/api/sources")
+    @app.get("/api/sources", tags=["sources"], summary="List the library", responses=ok(SourceList, 503))
     def sources() -> dict[str, Any]:
+        """The library: every source's metadata and passage count."""
         v = engine.state.version
         return {
             "version": v.name,
             "sources": [{**m.to_dict(), "passages": len(v.source_passages(i))} for i, m in enumerate(v.meta)],
         }
 
-    @app.get("/api/sources/{source_id}")
+    @app.get("/api/sources/{source_id:path}", tags=["sources"], summary="One source with its text", responses=ok(SourceText, 404, 422, 503))
     def source(source_id: str) -> dict[str, Any]:
+        """One source's metadata and display text: `text[start:end]` is any passage cited from it."""
         v = engine.state.version
         i = v.source_index(source_id)
         return {**v.meta[i].to_dict(), "passages": len(v.source_passages(i)), "version": v.name, "text": v.text(i)}
 
-    # ------------------------------------------------------------ pages
-    @app.get("/", response_class=HTMLResponse)
-    def home(request: Request, q: str = "", k: int = settings.k) -> Response:
-        context: dict[str, Any] = {"q": q, "answer": None, "error": None}
-        if q.strip():
-            try:
-                context["answer"] = engine.ask(_question(q), k=max(1, min(100, k)))
-            except JnqaError as e:
-                context["error"] = e.message
-        return templates.TemplateResponse(request, "index.html", context)
-
+    pages.register(app, engine, settings)
     return app
 
 
-def _question(q: str) -> str:
-    if not q or not q.strip():
-        raise InvalidInput("the question is empty")
-    if len(q) > MAX_QUERY_CHARS:
-        raise InvalidInput(f"the question is longer than {MAX_QUERY_CHARS} characters")
-    return q
+def error_response(request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    """JSON for programs (under /api), a page for people (everywhere else); the status is the same."""
+    if request.url.path.startswith(JSON_PATHS):
+        return JSONResponse(error_body(status, message), status_code=status, headers=headers)
+    response = pages.error_page(request, status, message)
+    response.headers.update(headers or {})
+    return response
 
 
 def app_from_env() -> FastAPI:

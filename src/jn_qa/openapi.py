@@ -1,0 +1,97 @@
+"""Shapes of the JSON API, for the OpenAPI document only.
+
+Routes return plain dicts built from `schema` records; these models describe them (and the one error
+shape) in /openapi.json and /docs without filtering or re-validating what the core produced.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ErrorDetail(BaseModel):
+    status: int = Field(..., description="The HTTP status, repeated.")
+    message: str = Field(..., description="One line saying what went wrong and what to do.")
+
+
+class ErrorBody(BaseModel):
+    """Every error the API returns (validation, unknown source, no index, unknown route) has this shape."""
+
+    error: ErrorDetail
+
+
+class SourceRef(BaseModel):
+    id: str
+    title: str
+    author: str | None
+    publisher: str | None
+    published: str | None = Field(None, description="As stated: YYYY, YYYY-MM or YYYY-MM-DD.")
+    url: str | None
+
+
+class HighlightOut(BaseModel):
+    start: int
+    end: int
+
+
+class ResultOut(BaseModel):
+    rank: int
+    score: float = Field(..., description="Second-stage ranking score; only comparable within one answer.")
+    text: str = Field(..., description="The passage, verbatim: source text[start:end].")
+    start: int
+    end: int
+    highlights: list[HighlightOut] = Field(..., description="Supporting sentences, as offsets into the source text.")
+    section: str | None
+    page: int | None
+    source: SourceRef
+    citation: str = Field(..., description="Chicago-style note built from the source's fields only.")
+    explain: dict[str, Any] | None = Field(None, description="Present when explain=true.")
+
+
+class AnswerOut(BaseModel):
+    query: str
+    answer_found: bool = Field(..., description="False when the sources do not appear to answer the question.")
+    confidence: float = Field(..., description="Calibrated 0-1; compare with threshold.")
+    threshold: float
+    version: str = Field(..., description="Index version that answered.")
+    results: list[ResultOut] = Field(..., description="Answers, or the nearest passages when answer_found is false.")
+
+
+class SourceOut(SourceRef):
+    note: str | None = None
+    passages: int
+
+
+class SourceList(BaseModel):
+    version: str
+    sources: list[SourceOut]
+
+
+class SourceText(SourceOut):
+    version: str
+    text: str = Field(..., description="Display text: every start/end offset points into it.")
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    model: str
+    built_at: str | None
+    counts: dict[str, int]
+    note: str | None
+
+
+_ERRORS = {
+    404: "Unknown source id (or route).",
+    422: "Invalid input; the message names the parameter (empty or over-long question, k outside 1-100 or not an integer, malformed body).",
+    503: "No index is loaded (build one with 'jn-qa build').",
+}
+
+
+def ok(model: type[BaseModel], *errors: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route: its success shape and the errors it can return, all in one error shape."""
+    out: dict[int | str, dict[str, Any]] = {200: {"model": model}}
+    out.update({code: {"model": ErrorBody, "description": _ERRORS[code]} for code in errors})
+    return out
