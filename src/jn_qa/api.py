@@ -20,7 +20,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import __version__
+from . import __version__, admin
 from .config import Settings
 from .engine import Engine
 from .errors import InvalidInput, JnqaError
@@ -67,6 +67,7 @@ def create_app(settings: Settings, engine: Engine | None = None, watch: bool = T
     )
     app.state.engine = engine
     app.state.settings = settings
+    admin.register(app, engine, settings)
     templates = Jinja2Templates(directory=str(WEB / "templates"))
     app.mount("/static", StaticFiles(directory=str(WEB / "static")), name="static")
 
