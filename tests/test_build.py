@@ -120,8 +120,10 @@ def test_rollback_returns_to_the_previous_version(seeded: Settings) -> None:
         engine.state.version.source_index(new_id)
     with pytest.raises(IndexUnavailable, match="no earlier intact version"):
         rollback(seeded.index)
+    assert Layout(seeded.index).list_versions() == [first]  # the version rolled back from is discarded
     third = build(seeded, embedder())  # the corpus still has the new source: built again on top of `first`
     assert third.published and third.version > second and third.sources_added == [new_id]
+    assert rollback(seeded.index) == (third.version, first)  # never back to `second`
 
 
 def test_rollback_skips_a_damaged_version(seeded: Settings) -> None:

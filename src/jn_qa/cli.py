@@ -162,7 +162,7 @@ def rollback(index: IndexOpt = None) -> None:
     from .store import rollback as do_rollback
 
     old, new = do_rollback(settings(index=index).index)
-    typer.echo(f"rolled back from {old} to {new}")
+    typer.echo(f"rolled back from {old} to {new}; {old} is discarded (build again to recreate it)")
 
 
 @app.command("settings")

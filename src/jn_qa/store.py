@@ -383,16 +383,26 @@ def prune(layout: Layout, keep: int) -> list[str]:
     removed: list[str] = []
     for name in names[: max(0, len(names) - keep)]:
         if name != current:
-            layout.tmp.mkdir(parents=True, exist_ok=True)
-            trash = layout.tmp / f"pruned-{name}"
-            os.replace(layout.version(name), trash)
-            shutil.rmtree(trash, ignore_errors=True)
+            shutil.rmtree(_discard(layout, name), ignore_errors=True)
             removed.append(name)
     return removed
 
 
+def _discard(layout: Layout, name: str) -> Path:
+    """Take a version out of the published ones with one rename (into tmp/, cleared by the next build)."""
+    layout.tmp.mkdir(parents=True, exist_ok=True)
+    trash = layout.tmp / f"discarded-{name}"
+    shutil.rmtree(trash, ignore_errors=True)
+    os.replace(layout.version(name), trash)
+    return trash
+
+
 def rollback(root: Path) -> tuple[str, str]:
-    """Point CURRENT at the newest version older than the current one; returns (from, to)."""
+    """Point CURRENT at the newest intact version older than the current one; returns (from, to).
+
+    The version left behind is discarded (moved into tmp/, cleared by the next build), so a later
+    rollback never lands on a version that was rolled back from; to get it back, build again.
+    """
     layout = Layout(root)
     with layout.lock():
         current = layout.current_name()
@@ -406,5 +416,6 @@ def rollback(root: Path) -> tuple[str, str]:
             except IndexUnavailable:
                 continue
             layout.set_current(name)
+            _discard(layout, current)
             return current, name
         raise IndexUnavailable(f"no earlier intact version to roll back to in {root}")
