@@ -153,7 +153,7 @@ def build(
         try:
             manifest = write_version(staging, data)
             stage("written", staging)
-            _verify_staged(staging, embedder, data)
+            _verify_staged(staging, embedder, data, text_probe=report.passages_embedded > 0)
             stage("verified", staging)
             layout.versions.mkdir(parents=True, exist_ok=True)
             staging.rename(layout.version(name))
@@ -266,8 +266,12 @@ def _renumber(p: Passage, source: int) -> Passage:
     return Passage(source=source, start=p.start, end=p.end, section=p.section, page=p.page, sentences=p.sentences)
 
 
-def _verify_staged(folder: Path, embedder: Embedder, data: VersionData) -> None:
-    """Reopen the written version as the server would, check offsets, and run a probe query."""
+def _verify_staged(folder: Path, embedder: Embedder, data: VersionData, text_probe: bool = True) -> None:
+    """Reopen the written version as the server would, check offsets, and run a probe query.
+
+    The probe encodes a passage's text when the model is loaded anyway (something was embedded);
+    a build that only removed or reused passages probes with a stored vector and never loads it.
+    """
     version = IndexVersion.open(folder, verify=True)
     for i in range(version.size):
         p = version.passage(i)
@@ -278,8 +282,10 @@ def _verify_staged(folder: Path, embedder: Embedder, data: VersionData) -> None:
             if not p.start <= s.start < s.end <= p.end:
                 raise BuildError(f"verification failed: a sentence of passage {i} lies outside it")
     if version.size:
-        probe = version.passage_text(0)
-        q = embedder.encode_queries([probe[:500]])[0]
+        if text_probe:
+            q = embedder.encode_queries([version.passage_text(0)[:500]])[0]
+        else:
+            q = np.asarray(version.vectors[0], dtype=np.float32)
         _, ids = version.dense.search(q, min(10, version.size))
         if 0 not in set(int(i) for i in ids):
             raise BuildError("verification failed: the probe query did not find its own passage")
