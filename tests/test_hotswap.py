@@ -172,3 +172,30 @@ def test_an_admin_upload_and_rebuild_swap_in_under_load(server: Server) -> None:
     _check(hammer, old, report["version"])
     top = httpx.get(server.url + "/api/search", params={"q": PHRASE}, timeout=30).json()
     assert top["results"][0]["source"]["id"] == "kestrel"
+
+
+def test_a_damaged_new_version_is_refused_once_and_the_old_one_keeps_serving(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import shutil
+
+    from jn_qa.engine import Engine
+    from jn_qa.store import Layout
+
+    s = seed_copy(tmp_path)
+    layout = Layout(s.index)
+    old = layout.current_name() or ""
+    engine = Engine(s, embedder())
+    engine.load()
+    bad = old + "-damaged"  # sorts after `old`: the newest version
+    shutil.copytree(layout.version(old), layout.version(bad))
+    with (layout.version(bad) / "texts.bin").open("r+b") as f:
+        f.write(b"X")  # same size, other bytes: only the checksum can tell
+    layout.set_current(bad)
+    with caplog.at_level("WARNING", logger="jn_qa"):
+        assert engine.maybe_reload() is False
+        first = len(caplog.records)
+        assert engine.maybe_reload() is False and engine.maybe_reload() is False
+    assert first >= 1 and len(caplog.records) == first  # checked (and logged) once, not at every poll
+    assert engine.state.version.name == old and "checksum" in engine.state.note
+    assert engine.ask(PHRASE).version == old
