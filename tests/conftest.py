@@ -57,7 +57,9 @@ def fake_embedder() -> FakeEmbedder:
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
     """The bundled all-MiniLM-L6-v2, loaded once and shared by every engine in the session."""
-    return Embedder(Settings().model)
+    from library_support import embedder as shared
+
+    return shared()
 
 
 @pytest.fixture(scope="session")

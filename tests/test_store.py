@@ -32,7 +32,7 @@ def test_manifest_round_trip(tiny: Settings, fake_embedder: FakeEmbedder) -> Non
     m = version.manifest
     assert m["version"] == report.version == version.name
     assert m["model"] == {"name": "fake", "hash": fake_embedder.file_hash, "dim": fake_embedder.dim}
-    assert m["chunking"] == {"words": 12, "overlap": 4, "splitter": "pysbd"}
+    assert m["chunking"] == {"words": 12, "overlap": 4, "splitter": "pysbd", "pages": "bounded"}
     assert m["counts"]["sources"] == 2 and m["counts"]["passages"] == version.size == report.passages_total
     assert set(m["sources"]) == {"alpha", "beta"} and all(len(h) == 64 for h in m["sources"].values())
     assert m["built_at"].endswith("Z") and m["files"]["vectors.npy"]["bytes"] > 0
@@ -110,12 +110,13 @@ def test_a_failed_write_leaves_the_current_index_untouched(tiny: Settings, fake_
     good = build(tiny, fake_embedder).version
     before = (tiny.index / "CURRENT").read_bytes()
 
-    def disk_full(folder: Path) -> None:
-        raise OSError(28, "No space left on device")
+    def disk_full(stage: str, folder: Path) -> None:
+        if stage == "written":
+            raise OSError(28, "No space left on device")
 
     write_source(tiny.corpus, "gamma", "More text. Even more.")
     with pytest.raises(BuildError, match=r"No space left on device\); the current index is unchanged"):
-        build(tiny, fake_embedder, after_write=disk_full)
+        build(tiny, fake_embedder, on_stage=disk_full)
     assert (tiny.index / "CURRENT").read_bytes() == before
     assert not any((tiny.index / "tmp").glob("*"))
     assert store.open_current(tiny.index).name == good

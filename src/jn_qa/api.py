@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from swagger_ui_bundle import swagger_ui_path
 
-from . import __version__, pages
+from . import __version__, admin, pages
 from .config import Settings
 from .engine import Engine
 from .errors import JnqaError
@@ -72,6 +72,7 @@ def create_app(settings: Settings, engine: Engine | None = None, watch: bool = T
     )
     app.state.engine = engine
     app.state.settings = settings
+    admin.register(app, engine, settings)
     app.mount("/static", StaticFiles(directory=str(WEB / "static")), name="static")
     app.mount("/vendor/swagger-ui", StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import shutil
 import time
 from collections.abc import Callable
@@ -18,8 +19,13 @@ from .embedding import Embedder
 from .errors import BuildError, IndexUnavailable, JnqaError
 from .lexical import Lexical, tokenize
 from .schema import Document, Passage, Source
+from .files import fsync_dir
 from .store import IndexVersion, Layout, VersionData, new_version_name, prune, read_manifest, write_version
 from .vectors import VectorIndex, choose_kind
+
+
+log = logging.getLogger("jn_qa")
+STAGES = ("started", "embedded", "written", "verified", "renamed", "published", "pruned")
 
 
 @dataclass
@@ -52,7 +58,7 @@ class BuildReport:
 
 
 def chunk_settings(settings: Settings) -> dict[str, Any]:
-    return {"words": settings.chunk_words, "overlap": settings.chunk_overlap, "splitter": "pysbd"}
+    return {"words": settings.chunk_words, "overlap": settings.chunk_overlap, "splitter": "pysbd", "pages": "bounded"}
 
 
 def embed_input(source: Source, passage: Passage) -> tuple[str, list[tuple[int, int]]]:
@@ -89,16 +95,23 @@ def build(
     *,
     full: bool = False,
     progress: bool = False,
-    after_write: Callable[[Path], None] | None = None,
+    on_stage: Callable[[str, Path], None] | None = None,
 ) -> BuildReport:
-    """Build a new index version from the corpus and publish it, or report that nothing changed."""
+    """Build a new index version from the corpus and publish it, or report that nothing changed.
+
+    Nothing outside index/tmp/ changes until the staged version has passed verification; then one
+    rename publishes it and one atomic replace of CURRENT switches to it. A build killed at any point
+    leaves CURRENT and every published version as they were. `on_stage(stage, staging folder)` is
+    called at each step (STAGES), for progress reports and for tests that interrupt a build there.
+    """
     t0 = time.perf_counter()
     layout = Layout(settings.index)
+    stage = on_stage or (lambda name, folder: None)
     entries, skipped = ingest.scan(settings.corpus)
     if not entries:
         raise BuildError(f"the corpus {settings.corpus} has no sources (.txt, .md, .html, .pdf or corpus.jsonl)")
     with layout.lock():
-        shutil.rmtree(layout.tmp, ignore_errors=True)  # leftovers of a killed build
+        layout.clean_leftovers()
         model_hash = embedder.file_hash
         prev, why = (None, "--full requested") if full else _previous(layout, settings, model_hash)
         prev_fp = dict(prev.manifest["sources"]) if prev else {}
@@ -120,10 +133,15 @@ def build(
             reason=why,
         )
         if prev is not None and prev_fp == current_fp and prev.manifest.get("index_type_setting") == settings.index_type:
-            report.passages_total = prev.size
+            report.passages_total = report.passages_reused = prev.size
             report.seconds = time.perf_counter() - t0
             return report
+        existing = layout.list_versions()
+        name = new_version_name(after=existing[-1] if existing else None)
+        staging = layout.tmp / name
+        stage("started", staging)
         data = _assemble(entries, prev, settings, embedder, progress, report)
+        stage("embedded", staging)
         data.manifest = {
             "model": {"name": embedder.name, "hash": model_hash, "dim": int(data.vectors.shape[1])},
             "chunking": chunk_settings(settings),
@@ -132,16 +150,17 @@ def build(
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "corpus": str(settings.corpus),
         }
-        name = new_version_name()
-        staging = layout.tmp / name
         try:
             manifest = write_version(staging, data)
-            if after_write is not None:
-                after_write(staging)
-            _verify_staged(staging, embedder, data)
+            stage("written", staging)
+            _verify_staged(staging, embedder, data, text_probe=report.passages_embedded > 0)
+            stage("verified", staging)
             layout.versions.mkdir(parents=True, exist_ok=True)
             staging.rename(layout.version(name))
+            fsync_dir(layout.versions)
+            stage("renamed", layout.version(name))
             layout.set_current(name)
+            stage("published", layout.version(name))
         except OSError as e:
             shutil.rmtree(layout.tmp, ignore_errors=True)
             raise BuildError(
@@ -150,7 +169,12 @@ def build(
         except JnqaError:
             shutil.rmtree(layout.tmp, ignore_errors=True)
             raise
-        prune(layout, settings.keep_versions)
+        try:
+            prune(layout, settings.keep_versions)
+        except OSError as e:  # published already; old versions are only clutter, removed next time
+            log.warning("could not remove old index versions: %s", e)
+        layout.clean_leftovers()
+        stage("pruned", layout.version(name))
         report.version = name
         report.published = True
         report.passages_total = manifest["counts"]["passages"]
@@ -242,8 +266,12 @@ def _renumber(p: Passage, source: int) -> Passage:
     return Passage(source=source, start=p.start, end=p.end, section=p.section, page=p.page, sentences=p.sentences)
 
 
-def _verify_staged(folder: Path, embedder: Embedder, data: VersionData) -> None:
-    """Reopen the written version as the server would, check offsets, and run a probe query."""
+def _verify_staged(folder: Path, embedder: Embedder, data: VersionData, text_probe: bool = True) -> None:
+    """Reopen the written version as the server would, check offsets, and run a probe query.
+
+    The probe encodes a passage's text when the model is loaded anyway (something was embedded);
+    a build that only removed or reused passages probes with a stored vector and never loads it.
+    """
     version = IndexVersion.open(folder, verify=True)
     for i in range(version.size):
         p = version.passage(i)
@@ -254,8 +282,10 @@ def _verify_staged(folder: Path, embedder: Embedder, data: VersionData) -> None:
             if not p.start <= s.start < s.end <= p.end:
                 raise BuildError(f"verification failed: a sentence of passage {i} lies outside it")
     if version.size:
-        probe = version.passage_text(0)
-        q = embedder.encode_queries([probe[:500]])[0]
+        if text_probe:
+            q = embedder.encode_queries([version.passage_text(0)[:500]])[0]
+        else:
+            q = np.asarray(version.vectors[0], dtype=np.float32)
         _, ids = version.dense.search(q, min(10, version.size))
         if 0 not in set(int(i) for i in ids):
             raise BuildError("verification failed: the probe query did not find its own passage")

@@ -81,6 +81,7 @@ class _Unit:
     words: int
     section: int  # index into headings, -1 before the first heading
     heading: bool
+    page: int | None = None  # passages never cross a page break, so a result's page is exact
 
 
 def chunk(doc: Document, source: int = 0, words: int = 120, overlap: int = 40) -> list[Passage]:
@@ -89,7 +90,7 @@ def chunk(doc: Document, source: int = 0, words: int = 120, overlap: int = 40) -
     units = _units(doc, max_words=words)
     sections: list[list[_Unit]] = []
     for u in units:
-        if sections and sections[-1][-1].section == u.section:
+        if sections and (sections[-1][-1].section, sections[-1][-1].page) == (u.section, u.page):
             sections[-1].append(u)
         elif sections and u.heading and all(x.heading for x in sections[-1]):
             sections[-1].append(u)  # consecutive headings stay with the text they introduce
@@ -98,7 +99,8 @@ def chunk(doc: Document, source: int = 0, words: int = 120, overlap: int = 40) -
     passages: list[Passage] = []
     for sec in sections:
         label_unit = next((u for u in reversed(sec) if u.heading), None)
-        section = " ".join(text[label_unit.span.start : label_unit.span.end].split()) if label_unit else None
+        label = label_unit.span if label_unit else (doc.headings[sec[0].section] if sec[0].section >= 0 else None)
+        section = " ".join(text[label.start : label.end].split()) if label else None  # also after a page break
         for a, b in _windows([u.words for u in sec], words, overlap):
             group = sec[a:b]
             start, end = group[0].span.start, group[-1].span.end
@@ -121,7 +123,8 @@ def _units(doc: Document, max_words: int) -> list[_Unit]:
     for span in split_sentences(doc.text, max_words=max_words):
         idx = bisect.bisect_right(heading_starts, span.start) - 1
         is_heading = idx >= 0 and doc.headings[idx].start <= span.start < doc.headings[idx].end
-        out.append(_Unit(span, len(doc.text[span.start : span.end].split()), idx, is_heading))
+        page = page_of(doc.pages, span.start)
+        out.append(_Unit(span, len(doc.text[span.start : span.end].split()), idx, is_heading, page))
     return out
 
 

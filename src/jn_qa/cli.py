@@ -100,6 +100,7 @@ def sources(corpus: CorpusOpt = None, as_json: JsonOpt = False) -> None:
 @app.command()
 def serve(
     index: IndexOpt = None,
+    corpus: CorpusOpt = None,
     model: ModelOpt = None,
     host: Annotated[str | None, typer.Option(help="Address to bind [default 127.0.0.1].")] = None,
     port: Annotated[int | None, typer.Option(help="Port [default 8000].")] = None,
@@ -108,9 +109,9 @@ def serve(
     """Serve the web page and the JSON API; picks up newly published index versions by itself."""
     import uvicorn
 
-    s = settings(index=index, model=model, host=host, port=port, workers=workers)
+    s = settings(index=index, corpus=corpus, model=model, host=host, port=port, workers=workers)
     if s.workers > 1:
-        for name, value in (("INDEX", s.index), ("MODEL", s.model)):
+        for name, value in (("INDEX", s.index), ("CORPUS", s.corpus), ("MODEL", s.model)):
             os.environ[f"JNQA_{name}"] = str(value)
         uvicorn.run("jn_qa.api:app_from_env", factory=True, host=s.host, port=s.port, workers=s.workers, log_level="info")
         return
@@ -120,12 +121,48 @@ def serve(
 
 
 @app.command()
+def add(
+    paths: Annotated[list[Path], typer.Argument(help="Files to add: .txt, .md, .html or .pdf.", show_default=False)],
+    corpus: CorpusOpt = None,
+    title: Annotated[str | None, typer.Option(help="Title (overrides what the file states).")] = None,
+    author: Annotated[str | None, typer.Option(help="Author(s).")] = None,
+    publisher: Annotated[str | None, typer.Option(help="Publisher or site.")] = None,
+    published: Annotated[str | None, typer.Option(help="Publication date: 2024-07-08, 2024-07 or 2024.")] = None,
+    url: Annotated[str | None, typer.Option(help="Address of the original.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Copy sources into the corpus with their metadata; metadata options need a single PATH. Then run build."""
+    from . import corpus as corpus_mod
+
+    s = settings(corpus=corpus)
+    meta = {"title": title, "author": author, "publisher": publisher, "published": published, "url": url}
+    report = corpus_mod.add(paths, s.corpus, meta, corpus_mod.limit_bytes(s.max_upload_mb))
+    typer.echo(json.dumps(report.to_dict(), ensure_ascii=False) if as_json else "\n".join(report.lines()))
+
+
+@app.command()
+def remove(
+    source_id: Annotated[str, typer.Argument(metavar="ID", help="Id of the source (its file name without extension).")],
+    corpus: CorpusOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove a source from the corpus; the next build drops its passages."""
+    from . import corpus as corpus_mod
+
+    removed = corpus_mod.remove(source_id, settings(corpus=corpus).corpus)
+    if as_json:
+        typer.echo(json.dumps(removed.to_dict()))
+    else:
+        typer.echo(f"removed {removed.id} ({', '.join(removed.files)}); run 'jn-qa build' to update the index")
+
+
+@app.command()
 def rollback(index: IndexOpt = None) -> None:
     """Point the index back at the previous published version."""
     from .store import rollback as do_rollback
 
     old, new = do_rollback(settings(index=index).index)
-    typer.echo(f"rolled back from {old} to {new}")
+    typer.echo(f"rolled back from {old} to {new}; {old} is discarded (build again to recreate it)")
 
 
 @app.command("settings")

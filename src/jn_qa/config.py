@@ -44,7 +44,7 @@ class Settings:
     workers: int = _setting(1, "Server worker processes; they share the memory-mapped index.")
     reload_interval: float = _setting(2.0, "Seconds between checks for a newly published index version.")
     admin_token: str = _setting("", "Bearer token for admin routes; empty disables them (403).")
-    max_upload_mb: float = _setting(20.0, "Largest accepted upload, in MB.")
+    max_upload_mb: float = _setting(20.0, "Largest source file accepted by 'jn-qa add' or an upload, in MB.")
     keep_versions: int = _setting(3, "Published index versions kept for rollback.")
 
     @classmethod
@@ -74,6 +74,8 @@ class Settings:
             raise ConfigError("index_type must be one of auto, flat, hnsw, ivf-sq8, ivf-pq")
         if self.workers < 1 or self.keep_versions < 1 or self.candidates < 1 or self.batch_size < 1:
             raise ConfigError("workers, keep_versions, candidates and batch_size must be positive")
+        if self.max_upload_mb <= 0 or self.reload_interval <= 0:
+            raise ConfigError("max_upload_mb and reload_interval must be positive")
         return self
 
 

@@ -38,6 +38,7 @@ class Engine:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
+        self._rejected: str | None = None  # a published version found unusable; not re-checked every poll
         self.last_error: str = ""
 
     # ------------------------------------------------------------ loading
@@ -94,17 +95,23 @@ class Engine:
             return False
 
     def maybe_reload(self) -> bool:
-        """Swap in a newly published version; keep serving the old one if the new one is unusable."""
+        """Swap in a newly published version; keep serving the old one if the new one is unusable.
+
+        Versions are immutable, so one found unusable stays so: it is checked once, not at every poll.
+        """
         name = Layout(self.settings.index).current_name()
         current = self._state.version.name if self._state else None
-        if name is None or name == current:
+        if name is None or name == current or name == self._rejected:
             return False
         try:
             state = self.load()
         except IndexUnavailable as e:
+            self._rejected = name
             self.last_error = e.message
             log.error("new index version %s not loaded: %s", name, e.message)
             return False
+        if state.version.name != name:
+            self._rejected = name
         log.info("now serving index version %s", state.version.name)
         return state.version.name != current
 

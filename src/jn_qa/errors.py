@@ -57,3 +57,9 @@ class IndexUnavailable(JnqaError):
 
 class BuildError(JnqaError):
     status = 500
+
+
+class Busy(JnqaError):
+    """Another build (or rebuild request) holds the index; retrying later will work."""
+
+    status = 409

@@ -9,9 +9,11 @@ Metadata precedence: sidecar > what the file itself states (front matter, HTML m
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import io
 import json
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -47,15 +49,33 @@ def valid_id(source_id: str) -> bool:
     return bool(ID_PATTERN.match(source_id)) and not source_id.endswith(SIDECAR)
 
 
-def decode_text(data: bytes, name: str) -> str:
+def decode_text(data: bytes, name: str, fallback: str | None = None) -> str:
+    """UTF-8 (or UTF-16 with a byte-order mark, or `fallback` when the file declares it) text, or a refusal."""
     if not data.strip():
         raise UnsupportedSource(f"{name}: the file is empty")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise UnsupportedSource(f"{name}: not valid UTF-16 text") from None
+        return _printable(text, name)
     if b"\x00" in data[:8192]:
         raise UnsupportedSource(f"{name}: looks like binary data, not text")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise UnsupportedSource(f"{name}: not valid UTF-8 text (byte {e.start})") from None
+        if fallback is None:
+            raise UnsupportedSource(f"{name}: not valid UTF-8 text (byte {e.start})") from None
+        try:
+            text = data.decode(fallback)
+        except (UnicodeDecodeError, LookupError):
+            raise UnsupportedSource(f"{name}: not valid {fallback} text, as the file declares") from None
+    return _printable(text, name)
+
+
+def _printable(text: str, name: str) -> str:
+    if not text.strip():
+        raise UnsupportedSource(f"{name}: the file is empty")
     printable = sum(ch.isprintable() or ch.isspace() for ch in text[:20000])
     if printable < 0.95 * min(len(text), 20000):
         raise UnsupportedSource(f"{name}: mostly unprintable characters, not text")
@@ -94,12 +114,15 @@ def _parse_front_matter(block: str, name: str) -> dict[str, str]:
 def _extract_html(data: bytes, name: str) -> Extracted:
     import trafilatura
 
-    html = decode_text(data, name)
-    text = trafilatura.extract(html, output_format="markdown", include_comments=False, include_tables=True)
+    html = decode_text(data, name, fallback=_declared_charset(data))
+    try:  # a parser of untrusted input: any failure of it means the file cannot be read
+        text = trafilatura.extract(html, output_format="markdown", include_comments=False, include_tables=True)
+        meta = trafilatura.extract_metadata(html)
+    except Exception as e:
+        raise UnsupportedSource(f"{name}: the HTML could not be parsed ({type(e).__name__})") from None
     if not text or not text.strip():
         raise UnsupportedSource(f"{name}: no readable main text found in the HTML")
     stated: dict[str, str] = {}
-    meta = trafilatura.extract_metadata(html)
     if meta is not None:
         for ours, theirs in (("title", "title"), ("author", "author"), ("publisher", "sitename"), ("url", "url")):
             value = getattr(meta, theirs, None)
@@ -111,44 +134,67 @@ def _extract_html(data: bytes, name: str) -> Extracted:
     return Extracted(text, True, stated)
 
 
+_DATE_META = {"article:published_time", "citation_publication_date", "citation_date", "dc.date", "date", "pubdate"}
+_META_TAG = re.compile(r"<meta\s[^>]*>", re.I)
+_ATTR = re.compile(r"""([\w:.-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.I)
+
+
+def _declared_charset(data: bytes) -> str | None:
+    m = _CHARSET.search(data[:4096])
+    return m.group(1).decode("ascii") if m else None
+
+
 def _html_published(html: str) -> str | None:
     """Only a date the page states in its metadata; never a guess from the URL or the text."""
-    pattern = (
-        r"<meta\s+[^>]*(?:property|name)=[\"'](?:article:published_time|citation_publication_date|"
-        r"citation_date|dc\.date|date|pubdate)[\"'][^>]*content=[\"']([^\"']+)[\"']"
-    )
-    m = re.search(pattern, html, re.I)
-    if m:
-        return m.group(1).strip()[:10]
+    for tag in _META_TAG.findall(html):
+        attrs = {k.lower(): a or b for k, a, b in _ATTR.findall(tag)}
+        key = (attrs.get("property") or attrs.get("name") or attrs.get("itemprop") or "").lower()
+        if key in _DATE_META | {"datepublished"} and attrs.get("content", "").strip():
+            return attrs["content"].strip()[:10]
     m = re.search(r"<time[^>]*datetime=[\"']([^\"']+)[\"']", html, re.I)
     return m.group(1).strip()[:10] if m else None
 
 
 def _extract_pdf(data: bytes, name: str) -> Extracted:
     from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
+    from pypdf.errors import FileNotDecryptedError
 
-    if not data.startswith(b"%PDF"):
+    if b"%PDF-" not in data[:1024]:  # the header may follow a little junk, as readers allow
         raise UnsupportedSource(f"{name}: not a PDF file")
-    try:
+    # pypdf logs every repair it makes; the outcome (text, or one refusal line) is what users need.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    try:  # a parser of untrusted input: any failure of it means the file cannot be read
         reader = PdfReader(io.BytesIO(data))
         pages = [(page.extract_text() or "").replace(PAGE_BREAK, " ") for page in reader.pages]
         info = reader.metadata or {}
-    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, OSError) as e:
+        stated = {ours: _pdf_field(info.get(theirs)) for ours, theirs in (("title", "/Title"), ("author", "/Author"))}
+    except FileNotDecryptedError:
+        raise UnsupportedSource(f"{name}: the PDF is encrypted; save an unprotected copy first") from None
+    except Exception as e:
         raise UnsupportedSource(f"{name}: the PDF could not be read ({type(e).__name__})") from None
     if not any(p.strip() for p in pages):
         raise UnsupportedSource(f"{name}: the PDF has no extractable text (scanned images need OCR first)")
-    stated: dict[str, str] = {}
-    for ours, theirs in (("title", "/Title"), ("author", "/Author")):
-        value = info.get(theirs)
-        if value and str(value).strip():
-            stated[ours] = str(value).strip()
-    return Extracted(PAGE_BREAK.join(pages), False, stated)
+    if _JUNK_PDF_TITLE.search(stated.get("title") or ""):
+        stated["title"] = ""
+    return Extracted(PAGE_BREAK.join(pages), False, {k: v for k, v in stated.items() if v})
+
+
+# What word processors leave in a PDF's title field: a file name, not the work's title.
+_JUNK_PDF_TITLE = re.compile(r"^(?:microsoft \w+ - |untitled\b)|\.(?:docx?|pdf|odt|rtf|txt|pages|indd)$", re.I)
+
+
+def _pdf_field(value: Any) -> str:
+    return " ".join(str(value).split()) if value is not None else ""
 
 
 def make_source(source_id: str, data: bytes, kind: str, origin: str, meta: dict[str, Any] | None = None) -> Source:
     """One file's bytes + sidecar metadata -> a Source with a clean display text."""
-    ex = extract(data, kind, origin)
+    return source_from(source_id, extract(data, kind, origin), data, origin, meta)
+
+
+def source_from(source_id: str, ex: Extracted, data: bytes, origin: str, meta: dict[str, Any] | None = None) -> Source:
+    """An extracted file + sidecar metadata -> a Source; sidecar fields win over what the file states."""
     doc = clean_text(ex.raw_text, markdown=ex.markdown)
     if not doc.text.strip():
         raise UnsupportedSource(f"{origin}: no text left after cleaning")
@@ -179,16 +225,30 @@ def _first_line(doc: Document) -> str:
     return first[:200]
 
 
+def sidecar_path(path: Path) -> Path:
+    return path.with_name(path.stem + SIDECAR)
+
+
+def _sidecar_bytes(path: Path) -> bytes:
+    try:
+        return sidecar_path(path).read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
 def read_sidecar(path: Path) -> dict[str, Any]:
-    side = path.with_name(path.stem + SIDECAR)
-    if not side.exists():
+    return parse_sidecar(_sidecar_bytes(path), sidecar_path(path).name)
+
+
+def parse_sidecar(raw: bytes, name: str) -> dict[str, Any]:
+    if not raw:
         return {}
     try:
-        data = json.loads(side.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CorpusError(f"{side.name}: unreadable metadata ({e})") from None
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CorpusError(f"{name}: unreadable metadata ({e})") from None
     if not isinstance(data, dict):
-        raise CorpusError(f"{side.name}: metadata must be a JSON object")
+        raise CorpusError(f"{name}: metadata must be a JSON object")
     return {k: data.get(k) for k in (*META_FIELDS, "note") if k in data}
 
 
@@ -226,9 +286,8 @@ def scan(corpus: Path) -> tuple[list[Entry], list[str]]:
         if not valid_id(path.stem):
             skipped.append(f"{name}: file name is not a valid source id")
             continue
-        side = path.with_name(path.stem + SIDECAR)
         try:
-            digest = sha256(path.read_bytes() + (side.read_bytes() if side.exists() else b""))
+            digest = sha256(path.read_bytes() + _sidecar_bytes(path))
         except OSError as e:
             raise CorpusError(f"cannot read {name}: {e.strerror}") from None
         entries.append(Entry(path.stem, path, kind, digest))
@@ -271,10 +330,12 @@ def load(entries: list[Entry]) -> Iterator[Source]:
             yield beir_source(rows[e.fingerprint], e.path.name, e.fingerprint)
             continue
         try:
-            data = e.path.read_bytes()
+            data, side = e.path.read_bytes(), _sidecar_bytes(e.path)
         except OSError as err:
             raise CorpusError(f"cannot read {e.path.name}: {err.strerror}") from None
-        yield make_source(e.id, data, e.kind, e.path.name, read_sidecar(e.path))
+        if sha256(data + side) != e.fingerprint:  # else the index would record text it does not hold
+            raise CorpusError(f"{e.path.name} changed while it was being read; run the build again")
+        yield make_source(e.id, data, e.kind, e.path.name, parse_sidecar(side, sidecar_path(e.path).name))
 
 
 def beir_source(row: dict[str, Any], origin: str, content_hash: str) -> Source:

@@ -84,7 +84,12 @@ class Health(BaseModel):
 
 
 _ERRORS = {
+    401: "Admin route without a valid 'Authorization: Bearer TOKEN' header.",
+    403: "Admin routes are disabled (no JNQA_ADMIN_TOKEN configured).",
     404: "Unknown source id (or route).",
+    409: "A build is already running, or the source already exists.",
+    413: "Upload larger than JNQA_MAX_UPLOAD_MB, or too many files.",
+    415: "A file jn-qa cannot read: unsupported type, empty, corrupt, binary or undecodable.",
     422: "Invalid input; the message names the parameter (empty or over-long question, k outside 1-100 or not an integer, malformed body).",
     503: "No index is loaded (build one with 'jn-qa build').",
 }
@@ -92,6 +97,9 @@ _ERRORS = {
 
 def ok(model: type[BaseModel], *errors: int) -> dict[int | str, dict[str, Any]]:
     """`responses=` for a route: its success shape and the errors it can return, all in one error shape."""
-    out: dict[int | str, dict[str, Any]] = {200: {"model": model}}
-    out.update({code: {"model": ErrorBody, "description": _ERRORS[code]} for code in errors})
-    return out
+    return {200: {"model": model}, **fails(*errors)}
+
+
+def fails(*errors: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` entries for the errors a route can return, all in the one error shape."""
+    return {code: {"model": ErrorBody, "description": _ERRORS[code]} for code in errors}

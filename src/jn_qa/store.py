@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import BuildError, IndexUnavailable, NotFound
+from .errors import Busy, IndexUnavailable, NotFound
+from .files import clear_stale_temps, fsync_dir, write_atomic
 from .lexical import Lexical
 from .schema import Passage, Source, SourceMeta, Span
 from .vectors import VectorIndex
@@ -75,13 +76,13 @@ class Layout:
 
     def set_current(self, name: str) -> None:
         """Atomically point CURRENT at a published version (write, fsync, rename, fsync dir)."""
-        tmp = self.root / f".{CURRENT}.{os.getpid()}.tmp"
-        with tmp.open("w", encoding="utf-8") as f:
-            f.write(name + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.current_file)
-        _fsync_dir(self.root)
+        write_atomic(self.current_file, (name + "\n").encode("utf-8"))
+        fsync_dir(self.root)
+
+    def clean_leftovers(self) -> None:
+        """Remove what a killed build or prune left behind; only under the lock."""
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        clear_stale_temps(self.root)
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -91,23 +92,19 @@ class Layout:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise BuildError(f"another build is running on {self.root}; try again when it finishes") from None
+                raise Busy(f"another build is running on {self.root}; try again when it finishes") from None
             yield
         finally:
             os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def new_version_name() -> str:
+def new_version_name(after: str | None = None) -> str:
+    """A name that sorts after `after` (the newest existing version) even if the clock went back."""
     t = time.time()
-    return time.strftime("v%Y%m%dT%H%M%S", time.gmtime(t)) + f"{int((t % 1) * 1e6):06d}Z"
+    name = time.strftime("v%Y%m%dT%H%M%S", time.gmtime(t)) + f"{int((t % 1) * 1e6):06d}Z"
+    if after is not None and name <= after:
+        name = after + "+"  # '+' sorts before digits and letters, so later timestamps still sort higher
+    return name
 
 
 def file_sha256(path: Path) -> str:
@@ -195,7 +192,7 @@ def write_version(folder: Path, data: VersionData) -> dict[str, Any]:
         if path.is_file():
             with path.open("rb") as f:
                 os.fsync(f.fileno())
-    _fsync_dir(folder)
+    fsync_dir(folder)
     return manifest
 
 
@@ -375,19 +372,37 @@ def open_current(root: Path, verify: bool = True) -> IndexVersion:
 
 
 def prune(layout: Layout, keep: int) -> list[str]:
-    """Delete the oldest published versions beyond `keep`, never the current one."""
+    """Delete the oldest published versions beyond `keep`, never the current one.
+
+    Each goes first by one rename into tmp/, so a prune killed half-way leaves no half-deleted version
+    among the published ones; the next build clears tmp/. A server still answering from a pruned
+    version keeps working: its files are memory-mapped and stay readable until it lets go of them.
+    """
     current = layout.current_name()
     names = layout.list_versions()
     removed: list[str] = []
     for name in names[: max(0, len(names) - keep)]:
         if name != current:
-            shutil.rmtree(layout.version(name), ignore_errors=True)
+            shutil.rmtree(_discard(layout, name), ignore_errors=True)
             removed.append(name)
     return removed
 
 
+def _discard(layout: Layout, name: str) -> Path:
+    """Take a version out of the published ones with one rename (into tmp/, cleared by the next build)."""
+    layout.tmp.mkdir(parents=True, exist_ok=True)
+    trash = layout.tmp / f"discarded-{name}"
+    shutil.rmtree(trash, ignore_errors=True)
+    os.replace(layout.version(name), trash)
+    return trash
+
+
 def rollback(root: Path) -> tuple[str, str]:
-    """Point CURRENT at the newest version older than the current one; returns (from, to)."""
+    """Point CURRENT at the newest intact version older than the current one; returns (from, to).
+
+    The version left behind is discarded (moved into tmp/, cleared by the next build), so a later
+    rollback never lands on a version that was rolled back from; to get it back, build again.
+    """
     layout = Layout(root)
     with layout.lock():
         current = layout.current_name()
@@ -401,5 +416,6 @@ def rollback(root: Path) -> tuple[str, str]:
             except IndexUnavailable:
                 continue
             layout.set_current(name)
+            _discard(layout, current)
             return current, name
         raise IndexUnavailable(f"no earlier intact version to roll back to in {root}")

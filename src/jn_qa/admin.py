@@ -1,0 +1,172 @@
+"""Admin routes: upload and remove sources, rebuild the index. Each route only translates to the core.
+
+All of them need `Authorization: Bearer <admin_token>`; with no token configured they answer 403, so
+a default install exposes nothing that writes. Uploads are counted while they arrive and cut off at
+`max_upload_mb`. A rebuild runs in a worker thread (the server keeps answering) and one at a time.
+"""
+
+from __future__ import annotations
+
+import hmac
+import threading
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from . import corpus
+from .build import BuildReport, build
+from .config import Settings
+from .embedding import Embedder
+from .engine import Engine
+from .openapi import fails
+from .errors import Busy, Forbidden, InvalidInput, TooLarge, Unauthorized, UnsupportedSource
+from .schema import META_FIELDS
+from .store import Layout
+
+MAX_FILES = 10  # per upload request
+FORM_OVERHEAD = 64 * 1024  # multipart boundaries, part headers and metadata fields
+FILE_FIELD = "file"
+
+
+def register(app: FastAPI, engine: Engine, settings: Settings) -> None:
+    """Add the admin routes to `app` (called once from create_app)."""
+    from .api import error_body  # api imports this module; by now it is fully loaded
+
+    limit = corpus.limit_bytes(settings.max_upload_mb)
+    rebuilder = Rebuilder(engine, settings)
+
+    def authorized(request: Request) -> None:
+        if not settings.admin_token:
+            raise Forbidden("admin routes are disabled; set JNQA_ADMIN_TOKEN to enable them")
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        ok = scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), settings.admin_token.encode())
+        if not ok:
+            raise Unauthorized("admin routes need a valid token: send 'Authorization: Bearer TOKEN'")
+
+    async def unauthorized(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Unauthorized)
+        return JSONResponse(
+            error_body(exc.status, exc.message), status_code=exc.status, headers={"WWW-Authenticate": 'Bearer realm="jn-qa"'}
+        )
+
+    app.add_exception_handler(Unauthorized, unauthorized)
+    admin = [Depends(authorized)]
+
+    @app.post("/api/sources", dependencies=admin, status_code=201, tags=["admin"], responses=fails(401, 403, 409, 413, 415, 422))
+    async def add_sources(request: Request) -> Response:
+        """Multipart upload: one or more `file` parts; for a single file, optional title, author,
+        publisher, published, url fields. 201 when something was added, 200 when every file was
+        already in the corpus. Run POST /api/index/rebuild afterwards to index it."""
+        items, meta = await read_upload(request, limit)
+        report = await run_in_threadpool(corpus.add_items, items, settings.corpus, meta, limit)
+        return JSONResponse(report.to_dict(), status_code=201 if report.added else 200)
+
+    @app.delete("/api/sources/{source_id}", dependencies=admin, tags=["admin"], responses=fails(401, 403, 404, 422))
+    def remove_source(source_id: str) -> dict[str, Any]:
+        """Remove a source from the corpus; the next rebuild drops its passages."""
+        return corpus.remove(source_id, settings.corpus).to_dict()
+
+    @app.post("/api/index/rebuild", dependencies=admin, tags=["admin"], responses=fails(401, 403, 409, 422))
+    async def rebuild(full: bool = False) -> dict[str, Any]:
+        """Build and publish a new version (incremental unless full=true) and switch to it; 409 while one runs."""
+        report = await rebuilder.run(full)
+        return {**report.to_dict(), "serving": engine.state.version.name if engine.ready else None}
+
+    @app.get("/api/index/status", dependencies=admin, tags=["admin"], responses=fails(401, 403))
+    def index_status() -> dict[str, Any]:
+        layout = Layout(settings.index)
+        return {
+            "building": rebuilder.busy,
+            "serving": engine.state.version.name if engine.ready else None,
+            "current": layout.current_name(),
+            "versions": layout.list_versions(),
+        }
+
+
+class Rebuilder:
+    """Runs one build at a time in a worker thread, then swaps the new version in."""
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._embedder: Any = None
+
+    @property
+    def busy(self) -> bool:
+        return self._lock.locked()
+
+    async def run(self, full: bool) -> BuildReport:
+        if not self._lock.acquire(blocking=False):
+            raise Busy("a rebuild is already running; try again when it finishes")
+        try:
+            return await anyio.to_thread.run_sync(self._build, full)
+        finally:
+            self._lock.release()
+
+    def _build(self, full: bool) -> BuildReport:
+        report = build(self.settings, self._build_embedder(), full=full)
+        self.engine.maybe_reload()
+        return report
+
+    def _build_embedder(self) -> Any:
+        """The same model in its own instance: a fast tokenizer is not safe to share between threads
+        that call it with different settings (a build's calls differ from a search's)."""
+        if self._embedder is None:
+            served = self.engine.embedder
+            self._embedder = Embedder(served.name) if isinstance(served, Embedder) else served
+        return self._embedder
+
+
+async def read_upload(request: Request, limit: int) -> tuple[list[corpus.Incoming], dict[str, str]]:
+    """Parse a multipart upload, refusing it as soon as more than `limit` (+ form overhead) bytes arrive."""
+    ctype = request.headers.get("content-type", "")
+    if not ctype.lower().startswith("multipart/form-data"):
+        raise UnsupportedSource(f"send the files as multipart/form-data, in the field '{FILE_FIELD}'")
+    cap = limit + FORM_OVERHEAD
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > cap:
+        raise TooLarge(f"the upload is over the limit of {limit:,} bytes")
+    parser = MultiPartParser(
+        request.headers, _counted(request, cap, limit), max_files=MAX_FILES, max_fields=len(META_FIELDS), max_part_size=4096
+    )
+    try:
+        form = await parser.parse()
+    except MultiPartException as e:
+        if "Too many files" in e.message:
+            raise TooLarge(f"at most {MAX_FILES} files per upload") from None
+        raise InvalidInput(f"invalid upload: {e.message}") from None
+    try:
+        items: list[corpus.Incoming] = []
+        meta: dict[str, str] = {}
+        for key, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                if key != FILE_FIELD:
+                    raise InvalidInput(f"put files in the field '{FILE_FIELD}', not {key!r}")
+                if not value.filename:
+                    raise InvalidInput("each file needs a file name with its extension")
+                items.append(corpus.Incoming(value.filename, await value.read()))
+            elif key in META_FIELDS:
+                meta[key] = value
+            else:
+                raise InvalidInput(f"unknown field {key!r}; use {FILE_FIELD}, {', '.join(META_FIELDS)}")
+    finally:
+        await form.close()
+    if not items:
+        raise InvalidInput(f"no file in the upload; send it in the field '{FILE_FIELD}'")
+    return items, meta
+
+
+async def _counted(request: Request, cap: int, limit: int) -> AsyncIterator[bytes]:
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > cap:
+            raise TooLarge(f"the upload is over the limit of {limit:,} bytes")
+        yield chunk
