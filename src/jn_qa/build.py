@@ -163,8 +163,9 @@ def build(
             stage("published", layout.version(name))
         except OSError as e:
             shutil.rmtree(layout.tmp, ignore_errors=True)
+            reason = e.strerror or f"{e}: a short write, the disk is probably full"  # numpy's tofile sets no errno
             raise BuildError(
-                f"could not write the index ({e.strerror or e}); the current index is unchanged"
+                f"could not write the index ({reason}); the current index is unchanged"
             ) from None
         except JnqaError:
             shutil.rmtree(layout.tmp, ignore_errors=True)

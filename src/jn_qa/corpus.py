@@ -23,13 +23,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import ingest
-from .errors import CorpusError, InvalidInput, NotFound, TooLarge, UnsupportedSource
+from .errors import CorpusError, InvalidInput, NotFound, TooLarge, UnsupportedSource, write_error
 from .files import clear_stale_temps, fsync_dir, write_atomic
 from .schema import META_FIELDS
 
 MAX_FIELD_CHARS = 500
 MAX_URL_CHARS = 2000
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_LINE_BREAKING = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
 
 
@@ -212,6 +213,7 @@ def add_items(
     """
     if not items:
         raise InvalidInput("no files given")
+    items = [Incoming(_LINE_BREAKING.sub("?", item.name), item.data) for item in items]  # messages stay one line
     given = clean_overrides(overrides)
     if given and len(items) > 1:
         raise InvalidInput("metadata options describe one source; add files one at a time to give each its metadata")
@@ -222,6 +224,7 @@ def add_items(
     with _locked(corpus):
         clear_stale_temps(corpus)
         hashes, taken = _existing(corpus)
+        written: list[Path] = []
         for item, kind, fields, title in checked:
             digest = ingest.sha256(item.data)
             if digest in hashes:
@@ -229,10 +232,19 @@ def add_items(
                 continue
             source_id = _unique(slug(item.name), taken)
             file_name = f"{source_id}.{kind}"
-            if fields:
-                sidecar = json.dumps({k: fields.get(k) for k in META_FIELDS}, ensure_ascii=False, indent=2) + "\n"
-                write_atomic(corpus / f"{source_id}{ingest.SIDECAR}", sidecar.encode("utf-8"))
-            write_atomic(corpus / file_name, item.data)
+            try:
+                if fields:
+                    sidecar = json.dumps({k: fields.get(k) for k in META_FIELDS}, ensure_ascii=False, indent=2) + "\n"
+                    written.append(corpus / f"{source_id}{ingest.SIDECAR}")
+                    write_atomic(written[-1], sidecar.encode("utf-8"))
+                written.append(corpus / file_name)
+                write_atomic(written[-1], item.data)
+            except OSError as e:  # a full disk, say: undo this command's writes, so nothing is half-added
+                for path in written:
+                    path.unlink(missing_ok=True)
+                raise write_error(e)(
+                    f"could not write {item.name} to the corpus ({e.strerror or e}); nothing was added"
+                ) from None
             hashes[digest] = source_id
             taken.add(source_id.lower())
             report.added.append(Added(source_id, file_name, item.name, title, len(item.data), digest))

@@ -49,6 +49,19 @@ class CorpusError(JnqaError):
     status = 500
 
 
+class NoSpace(JnqaError):
+    """The disk (or quota) is full: nothing was changed; free some space and try again."""
+
+    status = 507
+
+
+def write_error(e: OSError) -> type[JnqaError]:
+    """The error class for a failed write: NoSpace when the disk is full, else `CorpusError`."""
+    import errno
+
+    return NoSpace if e.errno in (errno.ENOSPC, errno.EDQUOT) else CorpusError
+
+
 class IndexUnavailable(JnqaError):
     """No usable index: missing, built with another model, or failing its checksums."""
 

@@ -92,6 +92,7 @@ _ERRORS = {
     415: "A file jn-qa cannot read: unsupported type, empty, corrupt, binary or undecodable.",
     422: "Invalid input; the message names the parameter (empty or over-long question, k outside 1-100 or not an integer, malformed body).",
     503: "No index is loaded (build one with 'jn-qa build').",
+    507: "The disk is full: nothing was added.",
 }
 
 

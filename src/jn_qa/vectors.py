@@ -5,6 +5,8 @@ Index kinds trade memory and speed against exactness; `choose_kind` picks one by
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +58,12 @@ class VectorIndex:
     def save(self, path: Path) -> None:
         import faiss
 
-        faiss.write_index(self.index, str(path))
+        try:
+            faiss.write_index(self.index, str(path))
+        except RuntimeError as e:  # FAISS reports a failed write as a RuntimeError; callers expect OSError
+            if os.strerror(errno.ENOSPC) in str(e):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from None
+            raise OSError(f"FAISS could not write {path.name}") from None
 
     @classmethod
     def load(cls, path: Path, kind: str, mmap: bool = True) -> VectorIndex:
