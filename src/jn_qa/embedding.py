@@ -133,11 +133,18 @@ class Encoded:
 
 
 class Embedder:
-    """Lazy wrapper around a SentenceTransformer; thread-safe loading, nothing heavy at import."""
+    """Lazy wrapper around a SentenceTransformer; thread-safe loading, nothing heavy at import.
+
+    Model calls are serialised by a lock: a fast tokenizer shared by threads can fail with
+    "Already borrowed" when one call changes its padding or truncation while another encodes
+    (huggingface/tokenizers#537), and on a few cores concurrent forward passes only compete for
+    them (32 clients, one worker: same throughput with the lock, a shorter latency tail).
+    """
 
     def __init__(self, model: str) -> None:
         self.name = model
         self._lock = threading.Lock()
+        self._encoding = threading.Lock()
         self._model: Any = None
 
     @cached_property
@@ -168,7 +175,9 @@ class Embedder:
         return int(get())
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        vecs = self.model.encode(list(texts), batch_size=32, normalize_embeddings=True, show_progress_bar=False)
+        model = self.model
+        with self._encoding:
+            vecs = model.encode(list(texts), batch_size=32, normalize_embeddings=True, show_progress_bar=False)
         return np.asarray(vecs, dtype=np.float32)
 
     def encode_passages(
@@ -189,10 +198,11 @@ class Embedder:
         for b in range(0, len(order), batch_size):
             idx = [int(i) for i in order[b : b + batch_size]]
             batch = [texts[i] for i in idx]
-            outs = model.encode(batch, batch_size=len(batch), output_value=None, show_progress_bar=False)
-            enc = model.tokenizer(
-                batch, return_offsets_mapping=True, truncation=True, max_length=model.max_seq_length
-            )
+            with self._encoding:
+                outs = model.encode(batch, batch_size=len(batch), output_value=None, show_progress_bar=False)
+                enc = model.tokenizer(
+                    batch, return_offsets_mapping=True, truncation=True, max_length=model.max_seq_length
+                )
             for j, i in enumerate(idx):
                 out = outs[j]
                 pvecs[i] = _unit(out["sentence_embedding"].float().numpy())
