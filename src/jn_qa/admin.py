@@ -10,16 +10,16 @@ from __future__ import annotations
 import hmac
 import threading
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Path, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from . import corpus
+from . import corpus, ingest
 from .build import BuildReport, build
 from .config import Settings
 from .embedding import Embedder
@@ -32,6 +32,21 @@ from .store import Layout
 MAX_FILES = 10  # per upload request
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries, part headers and metadata fields
 FILE_FIELD = "file"
+UPLOAD_BODY = {  # the form read_upload parses by hand, documented so /docs offers it and fuzzers send it
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": [FILE_FIELD],
+                "properties": {
+                    FILE_FIELD: {"type": "array", "items": {"type": "string", "format": "binary"}, "minItems": 1, "maxItems": MAX_FILES},
+                    **{name: {"type": "string"} for name in META_FIELDS},
+                },
+            }
+        }
+    },
+}
 
 
 def register(app: FastAPI, engine: Engine, settings: Settings) -> None:
@@ -58,7 +73,14 @@ def register(app: FastAPI, engine: Engine, settings: Settings) -> None:
     app.add_exception_handler(Unauthorized, unauthorized)
     admin = [Depends(authorized)]
 
-    @app.post("/api/sources", dependencies=admin, status_code=201, tags=["admin"], responses=fails(401, 403, 409, 413, 415, 422))
+    @app.post(
+        "/api/sources",
+        dependencies=admin,
+        status_code=201,
+        tags=["admin"],
+        responses={200: {"description": "Every file was already in the corpus (listed as duplicates)."}, **fails(401, 403, 409, 413, 415, 422, 507)},
+        openapi_extra={"requestBody": UPLOAD_BODY},
+    )
     async def add_sources(request: Request) -> Response:
         """Multipart upload: one or more `file` parts; for a single file, optional title, author,
         publisher, published, url fields. 201 when something was added, 200 when every file was
@@ -67,8 +89,8 @@ def register(app: FastAPI, engine: Engine, settings: Settings) -> None:
         report = await run_in_threadpool(corpus.add_items, items, settings.corpus, meta, limit)
         return JSONResponse(report.to_dict(), status_code=201 if report.added else 200)
 
-    @app.delete("/api/sources/{source_id}", dependencies=admin, tags=["admin"], responses=fails(401, 403, 404, 422))
-    def remove_source(source_id: str) -> dict[str, Any]:
+    @app.delete("/api/sources/{source_id:path}", dependencies=admin, tags=["admin"], responses=fails(401, 403, 404, 422))
+    def remove_source(source_id: Annotated[str, Path(pattern=ingest.ID_PATTERN.pattern)]) -> dict[str, Any]:
         """Remove a source from the corpus; the next rebuild drops its passages."""
         return corpus.remove(source_id, settings.corpus).to_dict()
 

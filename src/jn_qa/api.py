@@ -98,6 +98,8 @@ def create_app(settings: Settings, engine: Engine | None = None, watch: bool = T
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400:  # FastAPI's answer to a body it cannot decode (not UTF-8): invalid input, like bad JSON
+            return error_response(request, 422, "body: not valid JSON; send UTF-8 encoded JSON")
         return error_response(request, exc.status_code, str(exc.detail), exc.headers)
 
     # ------------------------------------------------------------ JSON API
