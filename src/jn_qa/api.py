@@ -78,12 +78,13 @@ def create_app(settings: Settings, engine: Engine | None = None, watch: bool = T
 
     @app.middleware("http")
     async def headers(request: Request, call_next: Any) -> Response:
-        response: Response = await call_next(request)
-        response.headers["Content-Security-Policy"] = CSP
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["X-Frame-Options"] = "DENY"
-        return response
+        return secured(await call_next(request))
+
+    @app.exception_handler(Exception)
+    async def crash(request: Request, exc: Exception) -> Response:
+        """A bug: the one error shape (or page) and the security headers, not a bare text 500; the
+        server logs the traceback. It runs outside the middleware above, hence `secured` here too."""
+        return secured(error_response(request, 500, "internal error; the server log has the details"))
 
     @app.exception_handler(JnqaError)
     async def jnqa_error(request: Request, exc: JnqaError) -> Response:
@@ -157,6 +158,15 @@ def create_app(settings: Settings, engine: Engine | None = None, watch: bool = T
 
     pages.register(app, engine, settings)
     return app
+
+
+def secured(response: Response) -> Response:
+    """The security headers every response carries: restrictive CSP, no sniffing, no referrer, no framing."""
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Frame-Options"] = "DENY"
+    return response
 
 
 def error_response(request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> Response:

@@ -10,7 +10,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from .config import Settings, describe
+from .config import Settings, describe, shown
 from .errors import JnqaError
 
 app = typer.Typer(
@@ -169,7 +169,7 @@ def rollback(index: IndexOpt = None) -> None:
 def show_settings(as_json: JsonOpt = False) -> None:
     """Every setting: its environment variable, current value and meaning."""
     current = settings()
-    rows = [(f"JNQA_{name.upper()}", str(getattr(current, name)), help_) for name, _, help_ in describe()]
+    rows = [(f"JNQA_{name.upper()}", shown(current, name), help_) for name, _, help_ in describe()]
     if as_json:
         typer.echo(json.dumps([{"env": e, "value": v, "help": h} for e, v, h in rows], indent=2))
         return

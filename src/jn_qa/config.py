@@ -17,8 +17,9 @@ from .errors import ConfigError
 ENV_PREFIX = "JNQA_"
 
 
-def _setting(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
+def _setting(default: Any, help: str, secret: bool = False) -> Any:
+    """A setting; a secret one never appears in a repr, a log line or `jn-qa settings`."""
+    return field(default=default, repr=not secret, metadata={"help": help, "secret": secret})
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class Settings:
     port: int = _setting(8000, "Port to serve on.")
     workers: int = _setting(1, "Server worker processes; they share the memory-mapped index.")
     reload_interval: float = _setting(2.0, "Seconds between checks for a newly published index version.")
-    admin_token: str = _setting("", "Bearer token for admin routes; empty disables them (403).")
+    admin_token: str = _setting("", "Bearer token for admin routes; empty disables them (403).", secret=True)
     max_upload_mb: float = _setting(20.0, "Largest source file accepted by 'jn-qa add' or an upload, in MB.")
     keep_versions: int = _setting(3, "Published index versions kept for rollback.")
 
@@ -88,6 +89,14 @@ def _coerce(name: str, default: Any, raw: str) -> Any:
         return type(default)(raw)
     except ValueError:
         raise ConfigError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {type(default).__name__}") from None
+
+
+def shown(settings: Settings, name: str) -> str:
+    """A setting's value as it may be printed: a secret shows only whether it is set."""
+    value = getattr(settings, name)
+    if next(f for f in fields(Settings) if f.name == name).metadata["secret"]:
+        return "(set, hidden)" if value else ""
+    return str(value)
 
 
 def describe() -> list[tuple[str, Any, str]]:
