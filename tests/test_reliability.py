@@ -24,6 +24,7 @@ from fastapi.testclient import TestClient
 from jn_qa.api import create_app
 from jn_qa.build import build
 from jn_qa.config import Settings
+from jn_qa.embedding import Embedder
 from jn_qa.engine import Engine
 from jn_qa.errors import BuildError
 from jn_qa.store import IndexVersion, Layout
@@ -108,6 +109,42 @@ def test_mixed_answers_are_caught() -> None:
     outside = {"version": "v2", "results": [{**ok["results"][0], "highlights": [{"start": 4, "end": 20}]}]}
     assert load.mixed_answers([ok], texts) == []
     assert len(load.mixed_answers([mixed, outside, {"version": "v9", "results": []}], texts)) == 3
+
+
+def test_concurrent_searches_and_a_build_on_one_fresh_model_agree_with_sequential_answers(tmp_path: Path) -> None:
+    """Threads share one model and its fast tokenizer, as the server's thread pool does; one thread encodes
+    passages with the build's tokenizer settings at the same time. Nothing fails and nothing changes."""
+    s = seed_copy(tmp_path)
+    fresh = Embedder(s.model)  # a tokenizer no call has configured yet: the first calls race to do it
+    engine = Engine(s, fresh)
+    engine.load()
+    qs = QUESTIONS[:12]
+    gate = threading.Barrier(len(qs) + 2)
+    got: dict[str, list[tuple[str, int, int]]] = {}
+    errors: list[str] = []
+
+    def ask(q: str) -> None:
+        gate.wait()
+        try:
+            got[q] = [(r.source.id, r.start, r.end) for r in engine.ask(q, k=3).results]
+        except Exception as e:  # any failure at all is the finding
+            errors.append(repr(e))
+
+    def encode_passages() -> None:
+        gate.wait()
+        try:
+            text = "Japan and NATO signed the IPCP in 2014. It listed nine areas of cooperation. " * 5
+            fresh.encode_passages([text] * 8, [[(0, 40), (41, 78)]] * 8, batch_size=4)
+        except Exception as e:
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=ask, args=(q,)) for q in qs] + [threading.Thread(target=encode_passages) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert errors == []
+    assert got == {q: [(r.source.id, r.start, r.end) for r in engine.ask(q, k=3).results] for q in qs}
 
 
 # ---------------------------------------------------------------- crashes
