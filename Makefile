@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test install index browser bench clean
+.PHONY: run test install index browser bench load clean
 
 run: index  ## serve on $(HOST):$(PORT), building the index first if it is missing or stale
 	$(BIN)/jn-qa serve --host $(HOST) --port $(PORT)
@@ -38,6 +38,10 @@ browser:  ## Debian's chromium for the browser tests (needs root or sudo; skippe
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py --quick
+
+load: index  ## 32 clients for 60 s on 1 and 2 workers, then the same while a source is added and rebuilt (docs/reliability.md)
+	$(BIN)/python bench/load.py --clients 32 --seconds 60 --workers 1,2 --json artifacts/load.json
+	$(BIN)/python bench/load.py --clients 32 --seconds 60 --workers 1 --rebuild --json artifacts/load-rebuild.json
 
 clean:
 	rm -rf $(VENV) index/versions index/tmp index/CURRENT artifacts

@@ -419,6 +419,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text + "\n", encoding="utf-8")
     failed = sum(r["failed"] for r in report["runs"]) + sum(r.get("rebuild", {}).get("mixed", 0) for r in report["runs"])
     return 1 if failed else 0

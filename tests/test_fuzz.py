@@ -202,7 +202,7 @@ def test_escaped_lone_surrogates_in_json_are_refused_not_crashed(client: TestCli
 
 
 @pytest.mark.model
-@pytest.mark.parametrize("q", ["", "   ", "x" * 1001, "\x1b[31mred\x07 bell", "日本とNATOの協力 — НАТО 🇯🇵"])
+@pytest.mark.parametrize("q", ["", "   ", "x" * 1001, "\x1b[31mred\x07 bell 日本とNATOの協力 — НАТО 🇯🇵 \u202e"])
 def test_odd_questions_on_the_command_line(corpus_settings: Settings, q: str) -> None:
     exe = str(Path(sys.executable).with_name("jn-qa"))
     done = subprocess.run([exe, "ask", q, "--index", str(corpus_settings.index), "-k", "1", "--json"], capture_output=True, timeout=300)
