@@ -47,12 +47,10 @@ def compose(
             continue
         if any(_overlap(rows[int(cands.ids[c])], src, start, end) > OVERLAP_DUPLICATE for c, _ in chosen):
             continue
-        spans = support(version, cands, pos, src, sentence_spans)
-        key = (src, spans[0].start, spans[0].end) if spans else None
-        if key is not None and key in shown:
-            continue  # its best evidence is already on screen in another passage
-        if key is not None:
-            shown.add(key)
+        spans = support(version, cands, pos, src, sentence_spans, {(a, b) for s_, a, b in shown if s_ == src})
+        if not spans and cands.sentence_slice(pos).stop > cands.sentence_slice(pos).start:
+            continue  # every sentence of it is already marked in a passage above: nothing new
+        shown.update((src, sp.start, sp.end) for sp in spans)
         chosen.append((pos, spans))
         per_source[src] = per_source.get(src, 0) + 1
         if len(chosen) == k:
@@ -66,20 +64,20 @@ def compose(
     results = []
     for rank, (pos, spans) in enumerate(chosen, 1):
         pid = int(cands.ids[pos])
-        p = version.passage(pid)
-        meta = version.meta[p.source]
+        src, start, end, page, sec = (int(x) for x in rows[pid])
+        meta = version.meta[src]
         results.append(
             Result(
                 rank=rank,
                 score=float(retrieved.scores[pos]),
-                text=version.passage_text(pid),
-                start=p.start,
-                end=p.end,
+                text=version.text(src)[start:end],
+                start=start,
+                end=end,
                 highlights=tuple(spans),
-                section=p.section,
-                page=p.page,
+                section=version.sections[sec] if sec >= 0 else None,
+                page=page if page >= 0 else None,
                 source=meta,
-                citation=citation(meta, page=p.page),
+                citation=citation(meta, page=page if page >= 0 else None),
                 explain=explanation(retrieved, pos, pid, standardised) if explain else None,
             )
         )
@@ -143,16 +141,30 @@ def _overlap(other: np.ndarray, src: int, start: int, end: int) -> float:
     return max(0, inter) / max(1, shorter)
 
 
-def support(version: IndexVersion, cands: Candidates, pos: int, src: int, sentence_spans: np.ndarray | None = None) -> list[Span]:
+def support(
+    version: IndexVersion,
+    cands: Candidates,
+    pos: int,
+    src: int,
+    sentence_spans: np.ndarray | None = None,
+    marked: set[tuple[int, int]] | None = None,
+) -> list[Span]:
     """The sentence(s) of a candidate passage that best support the query: cosine plus term coverage.
 
-    Headings are never marked unless the passage is nothing else.
+    Headings are never marked unless the passage is nothing else; sentences already marked in a
+    passage ranked above (`marked`, as (start, end)) are not marked again, so an overlapping passage
+    shows what it adds. Empty when it adds nothing.
     """
     sl = cands.sentence_slice(pos)
     if sl.stop <= sl.start:
         return []
     spans = (np.asarray(version.sentences) if sentence_spans is None else sentence_spans)[cands.sentence_rows[sl]]
     score = cands.sentence_scores[sl] + SUPPORT_COVERAGE_WEIGHT * cands.sentence_coverage[sl]
+    if marked:
+        seen = np.array([(int(a), int(b)) in marked for a, b in spans])
+        if seen.all():
+            return []
+        score = np.where(seen, -np.inf, score)
     if len(spans) > 1:
         headings = {(h.start, h.end) for h in version.headings(src)}
         if headings:
@@ -161,7 +173,7 @@ def support(version: IndexVersion, cands: Candidates, pos: int, src: int, senten
                 score = np.where(is_heading, -np.inf, score)
     order = np.argsort(-score, kind="stable")
     picks = [int(order[0])]
-    if len(order) > 1 and score[order[1]] >= score[order[0]] - SECOND_SENTENCE_MARGIN:
+    if len(order) > 1 and np.isfinite(score[order[1]]) and score[order[1]] >= score[order[0]] - SECOND_SENTENCE_MARGIN:
         picks.append(int(order[1]))
     return [Span(int(spans[i][0]), int(spans[i][1])) for i in sorted(picks)]
 

@@ -24,6 +24,8 @@ FEATURES = (
     "sentence_coverage",  # the same share for the passage's best-covering single sentence
     "title",  # cosine of the query with the passage's source title
     "source_dense",  # best passage cosine among the candidates from the same source
+    "dense_rr",  # 10 / (10 + dense rank): rewards the very top of the dense list
+    "lexical_rr",  # 10 / (10 + lexical rank)
     "rrf",  # reciprocal-rank fusion of the lexical and dense ranks (x 60): the 'fused' score explain shows
 )
 

@@ -66,7 +66,7 @@ class Searcher:
         self.ranker = ranker or default_ranker()
         self.source_of = np.asarray(version.passages[:, 0], dtype=np.int64)
         self._vectors = np.asarray(version.vectors)
-        self._sentence_vectors = np.asarray(version.sentence_vectors)
+        self._sentence_vectors = _float32_if_small(version.sentence_vectors)
         self._sentence_ptr = np.asarray(version.sentence_ptr, dtype=np.int64)
         retriever = version.lexical.retriever
         self._vocab: dict[str, int] = retriever.vocab_dict
@@ -188,7 +188,7 @@ class Searcher:
         counts = self._sentence_ptr[ids + 1] - lo
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         rows = _ranges(lo, counts)
-        sent = self._sentence_vectors[rows].astype(np.float32) @ qv
+        sent = np.asarray(self._sentence_vectors[rows], dtype=np.float32) @ qv
         present = self._sentence_term_hits(rows, qt)  # (rows, query terms) bool
         sent_cov = present @ qt.idf / qt.total if qt.total > 0 else np.zeros(len(rows))
         starts = offsets[:-1]
@@ -220,6 +220,8 @@ class Searcher:
             "coverage": passage_present @ qt.idf / qt.total if qt.total > 0 else np.zeros(n),
             "sentence_coverage": best_cov,
             "rrf": RRF_K * (1.0 / (RRF_K + lr + 1) + 1.0 / (RRF_K + dr + 1)),
+            "dense_rr": 10.0 / (10.0 + dr),
+            "lexical_rr": 10.0 / (10.0 + lr),
         }
         feats = np.column_stack([cols[name] for name in FEATURES]) if n else np.zeros((0, len(FEATURES)))
         return Candidates(ids, feats, lex_rank, dense_rank, sent, sent_cov, offsets, rows, bm_raw=lexical)
@@ -256,6 +258,13 @@ def sentence_terms(version: IndexVersion, vocab: dict[str, int]) -> tuple[np.nda
         for a, b in rows[int(ptr_rows[p]) : int(ptr_rows[p + 1])]
     )
     return term_rows(texts, vocab)
+
+
+def _float32_if_small(vectors: np.ndarray, limit: int = 256 << 20) -> np.ndarray:
+    """Sentence vectors are stored as float16; small indexes convert once instead of on every query."""
+    if vectors.size * 4 <= limit:
+        return np.asarray(vectors, dtype=np.float32)
+    return np.asarray(vectors)
 
 
 def _group_max(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
