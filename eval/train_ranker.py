@@ -109,9 +109,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     queries: list[tuple[Searcher, dataset.Query]] = [(seed_searcher, q) for q in gold]
     beir_searcher = None
     if args.beir is not None:
-        from jn_qa.embedding import cache_dir
+        import os
 
-        index = args.beir_index or cache_dir() / "beir" / args.beir.name / "index"
+        from jn_qa.config import Settings
+
+        index = evaluate.beir_index(Settings.from_env(os.environ), args.beir, args.beir_index)
         beir_searcher = dataset.searcher_for(index)
         queries += [(beir_searcher, q) for q in dataset.beir_queries(beir_searcher, args.beir, "train")]
     dataset.log(f"{len(gold)} gold questions, {len(queries) - len(gold)} BEIR queries")
