@@ -166,7 +166,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         data = {
             "about": "Fitted by eval/train_ranker.py: ranker = listwise softmax over per-query z-scored features; "
             "abstention = logistic regression over answer-level features (probability that a shown passage answers).",
-            "trained_on": {"gold": [str(dataset.DEV), str(dataset.EXTRA)], "beir": str(args.beir) if args.beir else None},
+            "trained_on": {
+                "gold": [dataset.DEV.name, "eval/" + dataset.EXTRA.name],
+                "beir": f"{args.beir.name} (train split)" if args.beir else None,
+                "features": names,
+                "cross_validated": "see README ## Quality",
+            },
             "ranker": {"weights": {n: round(float(w), 4) for n, w in zip(FEATURES, final.weights) if w}, "bias": 0.0, "standardised": True},
             "abstention": {"weights": {n: round(float(w), 4) for n, w in zip(ANSWER_FEATURES, abst.weights) if w}, "bias": round(abst.bias, 4)},
         }

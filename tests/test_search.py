@@ -158,3 +158,33 @@ def test_paraphrase_matches_densely(seed_engine) -> None:  # noqa: F811
     hit = answer.results[rank - 1]
     assert hit.explain is not None and hit.explain["dense_rank"] is not None
     assert hit.explain["lexical_rank"] is None or hit.explain["dense_rank"] < hit.explain["lexical_rank"]
+
+
+def test_reranker_setting_must_name_a_model_folder(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from jn_qa.errors import ConfigError
+    from jn_qa.rerank import CrossEncoderStage
+
+    assert CrossEncoderStage.from_setting("") is None
+    with pytest.raises(ConfigError, match="not a local model folder"):
+        CrossEncoderStage.from_setting(str(tmp_path))
+
+
+def test_cross_encoder_stage_reorders_the_top_candidates_only(small_engine) -> None:  # noqa: F811
+    from jn_qa.rerank import CrossEncoderStage
+
+    class LengthScorer:
+        """Stands in for a CrossEncoder: scores a pair by the passage's length (about ordering, not relevance)."""
+
+        def predict(self, pairs):  # type: ignore[no-untyped-def]
+            return [float(len(text)) for _, text in pairs]
+
+    state = small_engine.state
+    plain = state.searcher.retrieve("cooperation cyber defence maritime")
+    searcher = type(state.searcher)(state.version, state.searcher.embedder, cross_encoder=CrossEncoderStage(state.version.folder, top=3, model=LengthScorer()))
+    got = searcher.retrieve("cooperation cyber defence maritime")
+    head = [int(got.candidates.ids[i]) for i in got.order[:3]]
+    assert sorted(head) == sorted(int(plain.candidates.ids[i]) for i in plain.order[:3])
+    lengths = [len(state.version.passage_text(p)) for p in head]
+    assert lengths == sorted(lengths, reverse=True)
+    assert [int(x) for x in got.order[3:]] == [int(x) for x in plain.order[3:]]
+    assert min(got.scores[got.order[:3]]) > max(got.scores[got.order[3:]])

@@ -132,6 +132,7 @@ def rollback(index: IndexOpt = None) -> None:
 def eval_gold(
     gold: Annotated[Path, typer.Argument(help="Gold questions (JSON Lines: question, answerable, evidence, type).")],
     k: Annotated[int, typer.Option("--k", "-k", help="Passages per question (1-100).")] = 5,
+    mode: Annotated[str, typer.Option(help="hybrid (jn-qa), or a baseline: lexical, dense, rrf.")] = "hybrid",
     index: IndexOpt = None,
     model: ModelOpt = None,
     as_json: JsonOpt = False,
@@ -139,7 +140,7 @@ def eval_gold(
     """hit@1/3/5 and MRR on answerable questions, abstention precision/recall, and the same per question type."""
     from .evaluate import evaluate_gold, gold_text
 
-    report = evaluate_gold(settings(index=index, model=model, k=k), gold, k)
+    report = evaluate_gold(settings(index=index, model=model, k=k), gold, k, mode)
     typer.echo(json.dumps(report, indent=2) if as_json else gold_text(report))
 
 

@@ -346,14 +346,23 @@ def _top_docs(scores: np.ndarray, ids: Sequence[str], depth: int, positive: bool
 # ---------------------------------------------------------------- the commands
 
 
-def evaluate_gold(settings: Settings, gold: Path, k: int = 5) -> dict[str, Any]:
-    """`jn-qa eval`: ask the current index every gold question; the report gold_report describes."""
+def evaluate_gold(settings: Settings, gold: Path, k: int = 5, mode: str = "hybrid") -> dict[str, Any]:
+    """`jn-qa eval`: ask the current index every gold question; the report gold_report describes.
+
+    `mode` other than 'hybrid' ranks by one baseline (lexical, dense, rrf) with the same composition.
+    """
+    from .answer import compose
     from .engine import Engine
 
     items = load_gold(gold)
     engine = Engine(settings)
-    engine.load()
-    return gold_report(run_gold(lambda q, kk: engine.ask(q, k=kk), items, k), ks=sorted({1, 3, 5, k}))
+    state = engine.load()
+
+    def ask(question: str, kk: int) -> Answer:
+        got = state.searcher.retrieve(question, mode=mode)
+        return compose(state.version, got, k=kk, threshold=settings.threshold, max_per_source=settings.max_per_source)
+
+    return gold_report(run_gold(ask, items, k), ks=sorted({1, 3, 5, k}))
 
 
 def beir_index(settings: Settings, folder: Path, index: Path | None = None) -> Path:

@@ -17,11 +17,12 @@ from .embedding import Embedder
 from .errors import InvalidInput
 from .lexical import term_rows, tokenize
 from .ranking import FEATURES, Candidates, LinearModel, default_ranker
+from .rerank import CrossEncoderStage
 from .store import IndexVersion
 
 MAX_QUERY_CHARS = 1000
 RRF_K = 60
-MODES = ("hybrid", "lexical", "dense")
+MODES = ("hybrid", "lexical", "dense", "rrf")  # all but hybrid are the baselines evaluations report
 
 
 def clean_query(query: str) -> str:
@@ -59,11 +60,19 @@ class QueryTerms:
 
 
 class Searcher:
-    def __init__(self, version: IndexVersion, embedder: Embedder, candidates: int = 100, ranker: LinearModel | None = None) -> None:
+    def __init__(
+        self,
+        version: IndexVersion,
+        embedder: Embedder,
+        candidates: int = 100,
+        ranker: LinearModel | None = None,
+        cross_encoder: CrossEncoderStage | None = None,
+    ) -> None:
         self.version = version
         self.embedder = embedder
         self.n_candidates = candidates
         self.ranker = ranker or default_ranker()
+        self.cross_encoder = cross_encoder
         self.source_of = np.asarray(version.passages[:, 0], dtype=np.int64)
         self._vectors = np.asarray(version.vectors)
         self._sentence_vectors = _float32_if_small(version.sentence_vectors)
@@ -98,7 +107,7 @@ class Searcher:
         mode: str = "hybrid",
         vector: np.ndarray | None = None,
     ) -> Retrieved:
-        """mode: 'hybrid' (default), 'lexical' or 'dense'; `vector` skips the encode (batch evaluation)."""
+        """mode: 'hybrid' (default) or a baseline ('lexical', 'dense', 'rrf'); `vector` skips the encode."""
         if mode not in MODES:
             raise InvalidInput(f"mode must be one of {', '.join(MODES)}")
         v = self.version
@@ -140,6 +149,9 @@ class Searcher:
         ranker = self.ranker if mode == "hybrid" else None
         scores = ranker.score(cands.features) if ranker is not None else cands.column(mode)
         order = np.argsort(-scores, kind="stable")
+        if ranker is not None and self.cross_encoder is not None:
+            texts = {int(i): v.passage_text(int(cands.ids[int(i)])) for i in order[: self.cross_encoder.top]}
+            scores, order = self.cross_encoder.rerank(q, texts, scores, order)
         missing = self.specifics_missing(q, int(self.source_of[int(cands.ids[order[0]])])) if len(order) else 0.0
         timings["rerank"] = time.perf_counter() - t
         ceiling = qt.total * (BM25_K1 + 1)
