@@ -19,7 +19,6 @@ from jn_qa.embedding import Embedder, Encoded
 from jn_qa.engine import Engine
 
 REPO = Path(__file__).resolve().parent.parent
-DEV_GOLD = REPO.parent / "shared" / "eval" / "dev.jsonl"
 
 
 class HashEmbedder:
