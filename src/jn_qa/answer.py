@@ -6,40 +6,21 @@ and the citation string is assembled from the source's bibliographic fields only
 
 from __future__ import annotations
 
-import math
 import re
-from dataclasses import dataclass
+import time
 from typing import Any
 
 import numpy as np
 
-from .lexical import tokenize
-from .ranking import FEATURES, LinearModel, bundled_models
+from .abstention import Abstention, answer_features, default_abstention
+from .ranking import FEATURES, Candidates
 from .schema import Answer, Result, SourceMeta, Span
 from .search import Retrieved
 from .store import IndexVersion
 
-ANSWER_FEATURES = (
-    "score",  # second-stage score of the best passage
-    "sentence",  # best sentence cosine of the best passage
-    "coverage",  # query-term coverage of the best passage
-    "best_sentence_coverage",  # query-term coverage of the single best-supporting sentence
-    "dense",  # passage cosine of the best passage
-)
-OVERLAP_DUPLICATE = 0.5  # share of the shorter passage two results may share before one is dropped
-
-
-@dataclass(frozen=True)
-class Abstention:
-    model: LinearModel
-
-    def confidence(self, features: np.ndarray) -> float:
-        z = float(self.model.score(features.reshape(1, -1))[0])
-        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
-
-
-def default_abstention() -> Abstention:
-    return Abstention(LinearModel.from_dict(bundled_models()["abstention"], ANSWER_FEATURES))
+OVERLAP_DUPLICATE = 0.5  # share of the shorter passage two results may share before the lower one is dropped
+SUPPORT_COVERAGE_WEIGHT = 0.5  # a sentence's support: its cosine + this x its query-term coverage
+SECOND_SENTENCE_MARGIN = 0.05  # a second sentence is marked when its support is this close to the best
 
 
 def compose(
@@ -51,64 +32,57 @@ def compose(
     max_per_source: int = 0,
     explain: bool = False,
 ) -> Answer:
+    """The top k distinct passages with their supporting sentences, and whether they answer the question."""
+    t0 = time.perf_counter()
     cands = retrieved.candidates
-    chosen: list[tuple[int, list[Span], float]] = []  # (candidate position, highlights, best sentence coverage)
+    rows = np.asarray(version.passages)
+    sentence_spans = np.asarray(version.sentences)
+    chosen: list[tuple[int, list[Span]]] = []
     per_source: dict[int, int] = {}
-    shown_sentences: set[tuple[int, int, int]] = set()
+    shown: set[tuple[int, int, int]] = set()
     for pos in retrieved.order:
         pos = int(pos)
-        pid = int(cands.ids[pos])
-        p = version.passage(pid)
-        if max_per_source and per_source.get(p.source, 0) >= max_per_source:
+        src, start, end = (int(x) for x in rows[int(cands.ids[pos]), :3])
+        if max_per_source and per_source.get(src, 0) >= max_per_source:
             continue
-        if any(_overlap(version, pid, int(cands.ids[c])) > OVERLAP_DUPLICATE for c, _, _ in chosen):
+        if any(_overlap(rows[int(cands.ids[c])], src, start, end) > OVERLAP_DUPLICATE for c, _ in chosen):
             continue
-        spans, best_cov = support(version, pid, cands.sentence_scores[pos], retrieved.terms)
-        key = (p.source, spans[0].start, spans[0].end) if spans else None
-        if key is not None and key in shown_sentences:
-            continue  # its best evidence is already on screen in another passage
-        if key is not None:
-            shown_sentences.add(key)
-        chosen.append((pos, spans, best_cov))
-        per_source[p.source] = per_source.get(p.source, 0) + 1
+        spans = support(version, cands, pos, src, sentence_spans, {(a, b) for s_, a, b in shown if s_ == src})
+        if not spans and cands.sentence_slice(pos).stop > cands.sentence_slice(pos).start:
+            continue  # every sentence of it is already marked in a passage above: nothing new
+        shown.update((src, sp.start, sp.end) for sp in spans)
+        chosen.append((pos, spans))
+        per_source[src] = per_source.get(src, 0) + 1
         if len(chosen) == k:
             break
     confidence = 0.0
     if chosen:
-        top, _, top_cov = chosen[0]
-        feats = answer_features(cands.features[top], float(retrieved.scores[top]), top_cov)
+        top, spans = chosen[0]
+        feats = top_features(version, retrieved, top, spans)
         confidence = (abstention or default_abstention()).confidence(feats)
+    standardised = retrieved.ranker.inputs(cands.features) if explain and retrieved.ranker is not None else None
     results = []
-    for rank, (pos, spans, _) in enumerate(chosen, 1):
+    for rank, (pos, spans) in enumerate(chosen, 1):
         pid = int(cands.ids[pos])
-        p = version.passage(pid)
-        meta = version.meta[p.source]
-        info: dict[str, Any] | None = None
-        if explain:
-            info = {
-                "lexical_rank": int(cands.lexical_rank[pos]) + 1 if cands.lexical_rank[pos] >= 0 else None,
-                "dense_rank": int(cands.dense_rank[pos]) + 1 if cands.dense_rank[pos] >= 0 else None,
-                "fused_rank": int(np.flatnonzero(retrieved.order == pos)[0]) + 1,
-                "features": {n: round(float(x), 4) for n, x in zip(FEATURES, cands.features[pos])},
-                "contributions": _contributions(retrieved, pos),
-                "reranked_score": round(float(retrieved.scores[pos]), 4),
-                "passage": pid,
-            }
+        src, start, end, page, sec = (int(x) for x in rows[pid])
+        meta = version.meta[src]
         results.append(
             Result(
                 rank=rank,
                 score=float(retrieved.scores[pos]),
-                text=version.passage_text(pid),
-                start=p.start,
-                end=p.end,
+                text=version.text(src)[start:end],
+                start=start,
+                end=end,
                 highlights=tuple(spans),
-                section=p.section,
-                page=p.page,
+                section=version.sections[sec] if sec >= 0 else None,
+                page=page if page >= 0 else None,
                 source=meta,
-                citation=citation(meta, page=p.page),
-                explain=info,
+                citation=citation(meta, page=page if page >= 0 else None),
+                explain=explanation(retrieved, pos, pid, standardised) if explain else None,
             )
         )
+    timings = dict(retrieved.timings)
+    timings["compose"] = time.perf_counter() - t0
     return Answer(
         query=retrieved.query,
         answer_found=bool(results) and confidence >= threshold,
@@ -116,50 +90,92 @@ def compose(
         results=tuple(results),
         version=version.name,
         threshold=threshold,
-        timings=dict(retrieved.timings),
+        timings=timings,
     )
 
 
-def _contributions(retrieved: Retrieved, pos: int) -> dict[str, float]:
-    return {n: round(float(w * x), 4) for n, w, x in zip(FEATURES, retrieved.weights, retrieved.candidates.features[pos])}
+def top_features(version: IndexVersion, retrieved: Retrieved, pos: int, spans: list[Span]) -> np.ndarray:
+    """ANSWER_FEATURES of the best passage (its candidate position and marked sentences)."""
+    cands = retrieved.candidates
+    pid = int(cands.ids[pos])
+    text = version.text(int(version.passages[pid, 0]))
+    marked = " ".join(text[s.start : s.end] for s in spans)
+    bm = float(cands.bm_raw[pos]) if cands.bm_raw is not None else 0.0
+    return answer_features(
+        retrieved.query,
+        marked,
+        version.passage_text(pid),
+        sentence=float(cands.column("sentence")[pos]),
+        dense=float(cands.column("dense")[pos]),
+        bm25=bm,
+        bm25_ceiling=retrieved.bm25_ceiling,
+        coverage=float(cands.column("coverage")[pos]),
+        specifics_missing=retrieved.specifics_missing,
+    )
 
 
-def answer_features(row: np.ndarray, score: float, best_sentence_coverage: float) -> np.ndarray:
-    f = dict(zip(FEATURES, row))
-    return np.array([score, f["sentence"], f["coverage"], best_sentence_coverage, f["dense"]], dtype=np.float64)
+def explanation(retrieved: Retrieved, pos: int, pid: int, standardised: np.ndarray | None) -> dict[str, Any]:
+    """Why a passage ranks where it does: each retriever's rank, the fused score, the re-ranked score."""
+    cands = retrieved.candidates
+    info: dict[str, Any] = {
+        "passage": pid,
+        "lexical_rank": int(cands.lexical_rank[pos]) + 1 if cands.lexical_rank[pos] >= 0 else None,
+        "dense_rank": int(cands.dense_rank[pos]) + 1 if cands.dense_rank[pos] >= 0 else None,
+        "fused_score": round(float(cands.column("rrf")[pos]), 4),
+        "reranked_score": round(float(retrieved.scores[pos]), 4),
+        "reranked_rank": int(np.flatnonzero(retrieved.order == pos)[0]) + 1,
+        "features": {n: round(float(x), 4) for n, x in zip(FEATURES, cands.features[pos])},
+    }
+    if standardised is not None and retrieved.ranker is not None:
+        w = retrieved.ranker.weights
+        info["contributions"] = {n: round(float(wi * z), 4) for n, wi, z in zip(FEATURES, w, standardised[pos]) if wi}
+    return info
 
 
-def _overlap(version: IndexVersion, a: int, b: int) -> float:
-    pa, pb = version.passages[a], version.passages[b]
-    if int(pa[0]) != int(pb[0]):
+def _overlap(other: np.ndarray, src: int, start: int, end: int) -> float:
+    """Share of the shorter of two passages that they have in common."""
+    if int(other[0]) != src:
         return 0.0
-    inter = min(int(pa[2]), int(pb[2])) - max(int(pa[1]), int(pb[1]))
-    shorter = min(int(pa[2]) - int(pa[1]), int(pb[2]) - int(pb[1]))
+    inter = min(int(other[2]), end) - max(int(other[1]), start)
+    shorter = min(int(other[2]) - int(other[1]), end - start)
     return max(0, inter) / max(1, shorter)
 
 
-def support(version: IndexVersion, pid: int, sentence_scores: np.ndarray, terms: list[str]) -> tuple[list[Span], float]:
-    """The sentence(s) of a passage that best support the query, and the best one's term coverage."""
-    p = version.passage(pid)
-    if not p.sentences:
-        return [], 0.0
-    text = version.text(p.source)
-    headings = {(h.start, h.end) for h in version.headings(p.source)}
-    wanted = set(terms)
-    scored: list[tuple[float, float, int]] = []
-    for i, s in enumerate(p.sentences):
-        if (s.start, s.end) in headings and len(p.sentences) > 1:
-            continue
-        words = set(tokenize(text[s.start : s.end]))
-        cov = len(wanted & words) / len(wanted) if wanted else 0.0
-        cos = float(sentence_scores[i]) if i < len(sentence_scores) else 0.0
-        scored.append((cos + 0.5 * cov, cov, i))
-    if not scored:
-        return [], 0.0
-    scored.sort(reverse=True)
-    best, best_cov, best_i = scored[0]
-    picks = [best_i] + [i for sc, _, i in scored[1:2] if sc >= best - 0.05]
-    return [p.sentences[i] for i in sorted(picks)], best_cov
+def support(
+    version: IndexVersion,
+    cands: Candidates,
+    pos: int,
+    src: int,
+    sentence_spans: np.ndarray | None = None,
+    marked: set[tuple[int, int]] | None = None,
+) -> list[Span]:
+    """The sentence(s) of a candidate passage that best support the query: cosine plus term coverage.
+
+    Headings are never marked unless the passage is nothing else; sentences already marked in a
+    passage ranked above (`marked`, as (start, end)) are not marked again, so an overlapping passage
+    shows what it adds. Empty when it adds nothing.
+    """
+    sl = cands.sentence_slice(pos)
+    if sl.stop <= sl.start:
+        return []
+    spans = (np.asarray(version.sentences) if sentence_spans is None else sentence_spans)[cands.sentence_rows[sl]]
+    score = cands.sentence_scores[sl] + SUPPORT_COVERAGE_WEIGHT * cands.sentence_coverage[sl]
+    if marked:
+        seen = np.array([(int(a), int(b)) in marked for a, b in spans])
+        if seen.all():
+            return []
+        score = np.where(seen, -np.inf, score)
+    if len(spans) > 1:
+        headings = {(h.start, h.end) for h in version.headings(src)}
+        if headings:
+            is_heading = np.array([(int(a), int(b)) in headings for a, b in spans])
+            if not is_heading.all():
+                score = np.where(is_heading, -np.inf, score)
+    order = np.argsort(-score, kind="stable")
+    picks = [int(order[0])]
+    if len(order) > 1 and np.isfinite(score[order[1]]) and score[order[1]] >= score[order[0]] - SECOND_SENTENCE_MARGIN:
+        picks.append(int(order[1]))
+    return [Span(int(spans[i][0]), int(spans[i][1])) for i in sorted(picks)]
 
 
 _MONTHS = ("January February March April May June July August September October November December").split()

@@ -17,7 +17,7 @@ from . import chunking, ingest
 from .config import Settings
 from .embedding import Embedder
 from .errors import BuildError, IndexUnavailable, JnqaError
-from .lexical import Lexical, tokenize
+from .lexical import Lexical, term_rows, tokenize
 from .schema import Document, Passage, Source
 from .files import fsync_dir
 from .store import IndexVersion, Layout, VersionData, new_version_name, prune, read_manifest, write_version
@@ -249,7 +249,28 @@ def _assemble(
     )
     lexical = Lexical.build([tokenize(lexical_text(sources[p.source], p)) for p in passages])
     dense = VectorIndex.build(matrix, choose_kind(len(passages), settings.index_type))
-    return VersionData(sources, fingerprints, passages, matrix, sent_matrix, keys, lexical, dense)
+    sentence_terms = term_rows(
+        (sources[p.source].doc.text[s.start : s.end] for p in passages for s in p.sentences), lexical.retriever.vocab_dict
+    )
+    titles = _title_vectors(sources, prev, embedder, settings.batch_size, dim)
+    return VersionData(
+        sources, fingerprints, passages, matrix, sent_matrix, keys, lexical, dense,
+        title_vectors=titles, sentence_terms=sentence_terms,
+    )
+
+
+def _title_vectors(sources: list[Source], prev: IndexVersion | None, embedder: Embedder, batch_size: int, dim: int) -> np.ndarray:
+    """One vector per source title (a ranking feature); titles unchanged since the last version are reused."""
+    known: dict[str, np.ndarray] = {}
+    if prev is not None and prev.title_vectors is not None:
+        known = {m.title: np.asarray(prev.title_vectors[i], dtype=np.float32) for i, m in enumerate(prev.meta)}
+    todo = sorted({s.meta.title for s in sources if s.meta.title not in known})
+    for start in range(0, len(todo), batch_size * 8):
+        chunk = todo[start : start + batch_size * 8]
+        known.update(zip(chunk, embedder.encode_queries(chunk)))
+    if not sources:
+        return np.zeros((0, dim), dtype=np.float32)
+    return np.stack([known[s.meta.title] for s in sources]).astype(np.float32)
 
 
 def lexical_text(source: Source, passage: Passage) -> str:

@@ -165,6 +165,37 @@ def rollback(index: IndexOpt = None) -> None:
     typer.echo(f"rolled back from {old} to {new}; {old} is discarded (build again to recreate it)")
 
 
+@app.command("eval")
+def eval_gold(
+    gold: Annotated[Path, typer.Argument(help="Gold questions (JSON Lines: question, answerable, evidence, type).")],
+    k: Annotated[int, typer.Option("--k", "-k", help="Passages per question (1-100).")] = 5,
+    mode: Annotated[str, typer.Option(help="hybrid (jn-qa), or a baseline: lexical, dense, rrf.")] = "hybrid",
+    index: IndexOpt = None,
+    model: ModelOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """hit@1/3/5 and MRR on answerable questions, abstention precision/recall, and the same per question type."""
+    from .evaluate import evaluate_gold, gold_text
+
+    report = evaluate_gold(settings(index=index, model=model, k=k), gold, k, mode)
+    typer.echo(json.dumps(report, indent=2) if as_json else gold_text(report))
+
+
+@app.command("eval-beir")
+def eval_beir(
+    folder: Annotated[Path, typer.Argument(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.")],
+    split: Annotated[str, typer.Option(help="Which qrels split to score.")] = "train",
+    index: Annotated[Path | None, typer.Option("--index", help="Where to build the corpus index [default: under ~/.cache/jn-qa/beir].")] = None,
+    model: ModelOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """nDCG@10 and Recall@100 (documents ranked by their best passage) for jn-qa, BM25 alone, dense alone and plain RRF."""
+    from .evaluate import evaluate_beir
+
+    report = evaluate_beir(settings(model=model), folder, split, index)
+    typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.text())
+
+
 @app.command("settings")
 def show_settings(as_json: JsonOpt = False) -> None:
     """Every setting: its environment variable, current value and meaning."""

@@ -17,6 +17,7 @@ from .config import Settings
 from .embedding import Embedder
 from .errors import IndexUnavailable, InvalidInput
 from .schema import Answer
+from .rerank import CrossEncoderStage
 from .search import Searcher
 from .store import IndexVersion, Layout, check_model, read_manifest
 
@@ -34,6 +35,7 @@ class Engine:
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
         self.embedder = embedder or Embedder(settings.model)
+        self.cross_encoder = CrossEncoderStage.from_setting(settings.reranker)
         self._state: State | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -73,7 +75,8 @@ class Engine:
             note = "" if candidate == name else f"serving {candidate}: current version {name} is unusable ({first_error})"
             if note:
                 log.warning(note)
-            state = State(version, Searcher(version, self.embedder, self.settings.candidates), note)
+            searcher = Searcher(version, self.embedder, self.settings.candidates, cross_encoder=self.cross_encoder)
+            state = State(version, searcher, note)
             with self._lock:
                 self._state = state
                 self.last_error = ""

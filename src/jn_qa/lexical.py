@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,21 @@ def tokenize(text: str) -> list[str]:
     sw = _stopwords()
     words = [w for w in TOKEN.findall(text.lower()) if w not in sw]
     return list(_stemmer().stemWords(words)) if words else []
+
+
+def term_rows(texts: Iterable[str], vocab: Mapping[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per text, the sorted ids of the index terms it holds, as CSR (pointer, ids).
+
+    The build stores this for every sentence so a query can tell which of its terms each sentence
+    holds without tokenising anything.
+    """
+    ptr = [0]
+    ids: list[int] = []
+    for text in texts:
+        row = sorted({vocab[t] for t in tokenize(text) if t in vocab})
+        ids.extend(row)
+        ptr.append(len(ids))
+    return np.asarray(ptr, dtype=np.int64), np.asarray(ids, dtype=np.int32)
 
 
 class Lexical:

@@ -1,25 +1,28 @@
 """Query -> ranked passages: lexical and dense candidates, features, second-stage scoring.
 
-Pure with respect to I/O: it reads an opened IndexVersion and calls the embedder; nothing else.
+Pure with respect to I/O: it reads an opened IndexVersion and calls the embedder once per query;
+everything after the query encode is vectorised numpy over the candidates and their sentences.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .abstention import BM25_K1, specifics
 from .embedding import Embedder
 from .errors import InvalidInput
-from .lexical import tokenize
-from .ranking import FEATURES, Candidates, LinearModel, default_ranker, ranks_of
+from .lexical import term_rows, tokenize
+from .ranking import FEATURES, Candidates, LinearModel, default_ranker
+from .rerank import CrossEncoderStage
 from .store import IndexVersion
 
 MAX_QUERY_CHARS = 1000
 RRF_K = 60
+MODES = ("hybrid", "lexical", "dense", "rrf")  # all but hybrid are the baselines evaluations report
 
 
 def clean_query(query: str) -> str:
@@ -41,64 +44,137 @@ class Retrieved:
     candidates: Candidates
     scores: np.ndarray  # second-stage score per candidate
     order: np.ndarray  # candidate positions, best first
-    weights: np.ndarray  # the second stage's weight per feature (for explanations)
+    ranker: LinearModel | None  # None for the single-retriever baselines
+    bm25_ceiling: float = 0.0  # the most BM25 any passage could score for these terms
+    specifics_missing: float = 0.0  # IDF-weighted share of the question's specifics absent from the best source
     timings: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class QueryTerms:
+    """The query's distinct terms as lexical-index ids, with the IDF weights coverage is measured in."""
+
+    ids: np.ndarray  # sorted term ids known to the index
+    idf: np.ndarray  # their IDF, aligned with ids
+    total: float  # IDF mass of all distinct query terms, unknown ones included
+
+
 class Searcher:
-    def __init__(self, version: IndexVersion, embedder: Embedder, candidates: int = 100, ranker: LinearModel | None = None) -> None:
+    def __init__(
+        self,
+        version: IndexVersion,
+        embedder: Embedder,
+        candidates: int = 100,
+        ranker: LinearModel | None = None,
+        cross_encoder: CrossEncoderStage | None = None,
+    ) -> None:
         self.version = version
         self.embedder = embedder
         self.n_candidates = candidates
         self.ranker = ranker or default_ranker()
-        self._idf = _idf_table(version)
+        self.cross_encoder = cross_encoder
+        self.source_of = np.asarray(version.passages[:, 0], dtype=np.int64)
+        self._vectors = np.asarray(version.vectors)
+        self._sentence_vectors = _float32_if_small(version.sentence_vectors)
+        self._sentence_ptr = np.asarray(version.sentence_ptr, dtype=np.int64)
+        retriever = version.lexical.retriever
+        self._vocab: dict[str, int] = retriever.vocab_dict
+        self._indptr = np.asarray(retriever.scores["indptr"], dtype=np.int64)
+        self._postings = np.asarray(retriever.scores["indices"])  # passage ids per term, ascending
+        df = np.diff(self._indptr).astype(np.float64)
+        n = max(1, version.size)
+        self._idf = np.log(1 + (n - df + 0.5) / (df + 0.5))
+        self._idf_unknown = float(np.log(1 + (n + 0.5) / 0.5))
+        self._term_ptr, self._term_ids = sentence_terms(version, self._vocab)
+        self._titles = None if version.title_vectors is None else np.asarray(version.title_vectors, dtype=np.float32)
 
-    def retrieve(self, query: str, sources: Sequence[str] | None = None, mode: str = "hybrid") -> Retrieved:
-        """mode: 'hybrid' (default), 'lexical' or 'dense' (the baselines eval-beir reports)."""
+    def lexical_scores(self, terms: list[str], mask: np.ndarray | None = None) -> np.ndarray:
+        """BM25 of every passage (zeros where no term occurs)."""
+        return self.version.lexical.scores(terms, mask)
+
+    def query_terms(self, terms: list[str]) -> QueryTerms:
+        unique = list(dict.fromkeys(terms))
+        known = sorted({self._vocab[t] for t in unique if t in self._vocab})
+        ids = np.asarray(known, dtype=np.int64)
+        idf = self._idf[ids] if len(ids) else np.zeros(0)
+        total = float(idf.sum()) + self._idf_unknown * sum(1 for t in unique if t not in self._vocab)
+        return QueryTerms(ids, idf, total)
+
+    def retrieve(
+        self,
+        query: str,
+        sources: Sequence[str] | None = None,
+        mode: str = "hybrid",
+        vector: np.ndarray | None = None,
+    ) -> Retrieved:
+        """mode: 'hybrid' (default) or a baseline ('lexical', 'dense', 'rrf'); `vector` skips the encode."""
+        if mode not in MODES:
+            raise InvalidInput(f"mode must be one of {', '.join(MODES)}")
         v = self.version
         timings: dict[str, float] = {}
         t = time.perf_counter()
         q = clean_query(query)
         terms = tokenize(q)
-        qv = self.embedder.encode_queries([q])[0]
+        qv = self.embedder.encode_queries([q])[0] if vector is None else np.asarray(vector, dtype=np.float32)
         timings["encode"] = time.perf_counter() - t
 
         t = time.perf_counter()
         mask = self._mask(sources)
-        bm = v.lexical.scores(terms, mask)
+        bm = self.lexical_scores(terms, mask)
         lex_ids = _top(bm, self.n_candidates)
         lex_ids = lex_ids[bm[lex_ids] > 0]
         timings["lexical"] = time.perf_counter() - t
 
         t = time.perf_counter()
         if mask is None:
-            _, dense_ids = v.dense.search(qv, self.n_candidates)
+            _, found = v.dense.search(qv, self.n_candidates)
+            dense_ids = np.asarray(found, dtype=np.int64)
         else:
             allowed = np.flatnonzero(mask)
-            sims = np.asarray(v.vectors[allowed] @ qv)
-            dense_ids = allowed[_top(sims, self.n_candidates)]
+            dense_ids = allowed[_top(self._vectors[allowed] @ qv, self.n_candidates)]
         timings["dense"] = time.perf_counter() - t
 
         t = time.perf_counter()
         if mode == "lexical":
             ids = lex_ids
         elif mode == "dense":
-            ids = np.asarray(dense_ids, dtype=np.int64)
+            ids = dense_ids
         else:
-            ids = np.unique(np.concatenate([lex_ids, np.asarray(dense_ids, dtype=np.int64)]))
-        cands = self._features(ids, terms, qv, bm, lex_ids, np.asarray(dense_ids, dtype=np.int64))
-        timings["fusion"] = time.perf_counter() - t
+            ids = np.union1d(lex_ids, dense_ids)
+        qt = self.query_terms(terms)
+        cands = self.features(ids, qt, qv, bm, lex_ids, dense_ids)
+        timings["features"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        if mode == "lexical":
-            scores = cands.features[:, FEATURES.index("lexical")]
-        elif mode == "dense":
-            scores = cands.features[:, FEATURES.index("dense")]
-        else:
-            scores = self.ranker.score(cands.features)
+        ranker = self.ranker if mode == "hybrid" else None
+        scores = ranker.score(cands.features) if ranker is not None else cands.column(mode)
         order = np.argsort(-scores, kind="stable")
+        if ranker is not None and self.cross_encoder is not None:
+            texts = {int(i): v.passage_text(int(cands.ids[int(i)])) for i in order[: self.cross_encoder.top]}
+            scores, order = self.cross_encoder.rerank(q, texts, scores, order)
+        missing = self.specifics_missing(q, int(self.source_of[int(cands.ids[order[0]])])) if len(order) else 0.0
         timings["rerank"] = time.perf_counter() - t
-        return Retrieved(q, terms, qv, cands, scores, order, self.ranker.weights, timings)
+        ceiling = qt.total * (BM25_K1 + 1)
+        return Retrieved(q, terms, qv, cands, scores, order, ranker, ceiling, missing, timings)
+
+    def specifics_missing(self, query: str, source: int) -> float:
+        """IDF-weighted share of the query's specifics (names, numbers) that occur nowhere in the source.
+
+        Read off the BM25 postings (ascending passage ids per term); a term the corpus lacks counts as missing.
+        """
+        r = self.version.source_passages(source)
+        total = missing = 0.0
+        for term in specifics(query):
+            tid = self._vocab.get(term)
+            weight = self._idf_unknown if tid is None else float(self._idf[tid])
+            total += weight
+            if tid is not None:
+                post = self._postings[self._indptr[tid] : self._indptr[tid + 1]]
+                i = int(np.searchsorted(post, r.start))
+                if i < len(post) and post[i] < r.stop:
+                    continue
+            missing += weight
+        return missing / total if total > 0 else 0.0
 
     def _mask(self, sources: Sequence[str] | None) -> np.ndarray | None:
         if not sources:
@@ -109,66 +185,128 @@ class Searcher:
             mask[r.start : r.stop] = 1.0
         return mask
 
-    def _features(
+    def features(
         self,
         ids: np.ndarray,
-        terms: list[str],
+        qt: QueryTerms,
         qv: np.ndarray,
         bm: np.ndarray,
         lex_ids: np.ndarray,
         dense_ids: np.ndarray,
     ) -> Candidates:
-        v = self.version
+        """Each candidate's features (ranking.FEATURES) and its sentences' similarity and term coverage."""
         n = len(ids)
-        feats = np.zeros((n, len(FEATURES)), dtype=np.float64)
-        lex_rank = np.full(n, -1, dtype=np.int64)
-        dense_rank = np.full(n, -1, dtype=np.int64)
-        if n == 0:
-            return Candidates(ids, feats, lex_rank, dense_rank, [])
-        lex_pos = {int(p): r for r, p in enumerate(lex_ids)}
-        dense_pos = {int(p): r for r, p in enumerate(dense_ids)}
-        lex_rank[:] = [lex_pos.get(int(i), -1) for i in ids]
-        dense_rank[:] = [dense_pos.get(int(i), -1) for i in ids]
-        dense = np.asarray(v.vectors[ids] @ qv, dtype=np.float64)
-        sent_scores: list[np.ndarray] = []
+        lo = self._sentence_ptr[ids]
+        counts = self._sentence_ptr[ids + 1] - lo
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        rows = _ranges(lo, counts)
+        sent = np.asarray(self._sentence_vectors[rows], dtype=np.float32) @ qv
+        present = self._sentence_term_hits(rows, qt)  # (rows, query terms) bool
+        sent_cov = present @ qt.idf / qt.total if qt.total > 0 else np.zeros(len(rows))
+        starts = offsets[:-1]
+        nonempty = counts > 0
         best_sent = np.zeros(n)
-        for j, i in enumerate(ids):
-            r = v.sentence_range(int(i))
-            s = np.asarray(v.sentence_vectors[r.start : r.stop], dtype=np.float32) @ qv if len(r) else np.zeros(1)
-            sent_scores.append(s)
-            best_sent[j] = float(s.max()) if len(s) else 0.0
-        bmax = float(bm[ids].max()) if float(bm[ids].max()) > 0 else 1.0
-        cov = self._coverage(ids, terms)
-        unranked = self.n_candidates * 2
+        best_cov = np.zeros(n)
+        passage_present = np.zeros((n, len(qt.ids)), dtype=bool)
+        if len(rows):
+            best_sent[nonempty] = np.maximum.reduceat(sent, starts[nonempty])
+            best_cov[nonempty] = np.maximum.reduceat(sent_cov, starts[nonempty])
+            if len(qt.ids):
+                passage_present[nonempty] = np.logical_or.reduceat(present, starts[nonempty], axis=0)
+        lexical = bm[ids].astype(np.float64)
+        top_lex = float(lexical.max()) if n else 0.0
+        lex_rank = _rank_in(ids, lex_ids)
+        dense_rank = _rank_in(ids, dense_ids)
+        unranked = 2 * self.n_candidates
         lr = np.where(lex_rank >= 0, lex_rank, unranked)
         dr = np.where(dense_rank >= 0, dense_rank, unranked)
-        feats[:, 0] = bm[ids] / bmax
-        feats[:, 1] = dense
-        feats[:, 2] = dense - dense.max()
-        feats[:, 3] = best_sent
-        feats[:, 4] = best_sent - best_sent.max()
-        feats[:, 5] = cov
-        feats[:, 6] = RRF_K * (1.0 / (RRF_K + lr + 1) + 1.0 / (RRF_K + dr + 1))
-        return Candidates(ids, feats, lex_rank, dense_rank, sent_scores)
+        dense = (self._vectors[ids] @ qv).astype(np.float64)
+        lex_norm = lexical / top_lex if top_lex > 0 else lexical
+        _, owner = np.unique(self.source_of[ids], return_inverse=True)
+        cols = {
+            "lexical": lex_norm,
+            "dense": dense,
+            "source_dense": _group_max(dense, owner),
+            "title": self._titles[self.source_of[ids]] @ qv if self._titles is not None else np.zeros(n),
+            "sentence": best_sent,
+            "coverage": passage_present @ qt.idf / qt.total if qt.total > 0 else np.zeros(n),
+            "sentence_coverage": best_cov,
+            "rrf": RRF_K * (1.0 / (RRF_K + lr + 1) + 1.0 / (RRF_K + dr + 1)),
+            "dense_rr": 10.0 / (10.0 + dr),
+            "lexical_rr": 10.0 / (10.0 + lr),
+        }
+        feats = np.column_stack([cols[name] for name in FEATURES]) if n else np.zeros((0, len(FEATURES)))
+        return Candidates(ids, feats, lex_rank, dense_rank, sent, sent_cov, offsets, rows, bm_raw=lexical)
 
-    def _coverage(self, ids: np.ndarray, terms: list[str]) -> np.ndarray:
-        """IDF-weighted share of the query's distinct terms that occur in each passage (from BM25 postings)."""
-        unique = list(dict.fromkeys(terms))
-        if not unique:
-            return np.zeros(len(ids))
-        retriever = self.version.lexical.retriever
-        vocab = retriever.vocab_dict
-        indptr, indices = retriever.scores["indptr"], retriever.scores["indices"]
-        idf_missing = math.log(1 + (self.version.size + 0.5) / 0.5)
-        total = 0.0
-        got = np.zeros(len(ids))
-        for t in unique:
-            w = self._idf.get(t, idf_missing)
-            total += w
-            tid = vocab.get(t)
-            if tid is not None:
-                got += w * np.isin(ids, indices[int(indptr[tid]) : int(indptr[tid + 1])])
-        return got / total
+    def _sentence_term_hits(self, rows: np.ndarray, qt: QueryTerms) -> np.ndarray:
+        """(len(rows), len(qt.ids)) bool: which query terms occur in each sentence row."""
+        out = np.zeros((len(rows), len(qt.ids)), dtype=bool)
+        if not len(rows) or not len(qt.ids):
+            return out
+        lo = self._term_ptr[rows]
+        counts = self._term_ptr[rows + 1] - lo
+        terms = self._term_ids[_ranges(lo, counts)]
+        owner = np.repeat(np.arange(len(rows)), counts)
+        pos = np.minimum(np.searchsorted(qt.ids, terms), len(qt.ids) - 1)
+        hit = qt.ids[pos] == terms
+        out[owner[hit], pos[hit]] = True
+        return out
+
+
+def sentence_terms(version: IndexVersion, vocab: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per sentence row, the sorted ids of the lexical terms it holds (CSR: pointer, ids).
+
+    Read from the index when the build stored it; derived here from the texts for older versions.
+    """
+    if version.sentence_terms is not None:
+        ptr, ids = version.sentence_terms
+        return np.asarray(ptr, dtype=np.int64), np.asarray(ids)
+    rows = np.asarray(version.sentences)
+    passages = np.asarray(version.passages)
+    ptr_rows = np.asarray(version.sentence_ptr)
+    texts = (
+        version.text(int(passages[p, 0]))[int(a) : int(b)]
+        for p in range(version.size)
+        for a, b in rows[int(ptr_rows[p]) : int(ptr_rows[p + 1])]
+    )
+    return term_rows(texts, vocab)
+
+
+def _float32_if_small(vectors: np.ndarray, limit: int = 256 << 20) -> np.ndarray:
+    """Sentence vectors are stored as float16; small indexes convert once instead of on every query."""
+    if vectors.size * 4 <= limit:
+        return np.asarray(vectors, dtype=np.float32)
+    return np.asarray(vectors)
+
+
+def _group_max(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Each element's group maximum (groups are 0..g-1)."""
+    if len(values) == 0:
+        return values
+    best = np.full(int(groups.max()) + 1, -np.inf)
+    np.maximum.at(best, groups, values)
+    return best[groups]
+
+
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Concatenated aranges: starts[i] .. starts[i] + counts[i] - 1 for every i."""
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.cumsum(counts) - counts
+    return np.arange(total, dtype=np.int64) - np.repeat(offsets, counts) + np.repeat(starts, counts)
+
+
+def _rank_in(ids: np.ndarray, ranked: np.ndarray) -> np.ndarray:
+    """0-based position of each id in `ranked`, or -1 where absent."""
+    out = np.full(len(ids), -1, dtype=np.int64)
+    if len(ranked) == 0 or len(ids) == 0:
+        return out
+    order = np.argsort(ranked, kind="stable")
+    pos = np.minimum(np.searchsorted(ranked[order], ids), len(ranked) - 1)
+    found = ranked[order][pos] == ids
+    out[found] = order[pos[found]]
+    return out
 
 
 def _top(scores: np.ndarray, k: int) -> np.ndarray:
@@ -177,12 +315,3 @@ def _top(scores: np.ndarray, k: int) -> np.ndarray:
     k = min(k, len(scores))
     part = np.argpartition(-scores, k - 1)[:k]
     return part[np.argsort(-scores[part], kind="stable")].astype(np.int64)
-
-
-def _idf_table(version: IndexVersion) -> dict[str, float]:
-    """BM25's IDF per term, read from the lexical index (document frequency = postings length)."""
-    retriever = version.lexical.retriever
-    indptr = np.asarray(retriever.scores["indptr"])
-    df = np.diff(indptr)
-    n = max(1, version.size)
-    return {t: math.log(1 + (n - float(df[i]) + 0.5) / (float(df[i]) + 0.5)) for t, i in retriever.vocab_dict.items() if i < len(df)}

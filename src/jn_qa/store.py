@@ -4,7 +4,9 @@
       CURRENT                 name of the published version (replaced atomically)
       versions/<name>/        manifest.json (checksums of every file), sources.json, texts.bin,
                               passages.npy, sentences.npy, sentence_ptr.npy, vectors.npy,
-                              sentence_vectors.npy, passage_keys.npy, sections.json, dense.faiss, lexical/
+                              sentence_vectors.npy, passage_keys.npy, sections.json, dense.faiss, lexical/,
+                              and, when the build made them, title_vectors.npy (one per source) and
+                              sentence_terms_ptr.npy + sentence_terms.npy (lexical term ids per sentence)
       tmp/                    builds in progress; removed by the next build
       .lock                   held by the one running build (released by the OS even on SIGKILL)
 
@@ -131,6 +133,8 @@ class VersionData:
     lexical: Lexical
     dense: VectorIndex
     manifest: dict[str, Any] = field(default_factory=dict)
+    title_vectors: np.ndarray | None = None  # (sources, dim) float32: each source's title, encoded
+    sentence_terms: tuple[np.ndarray, np.ndarray] | None = None  # CSR over sentences: lexical term ids
 
 
 def write_version(folder: Path, data: VersionData) -> dict[str, Any]:
@@ -173,6 +177,11 @@ def write_version(folder: Path, data: VersionData) -> dict[str, Any]:
     np.save(folder / "vectors.npy", np.ascontiguousarray(data.vectors, dtype=np.float32))
     np.save(folder / "sentence_vectors.npy", np.ascontiguousarray(data.sentence_vectors, dtype=np.float16))
     np.save(folder / "passage_keys.npy", np.asarray(data.passage_keys, dtype="S32").reshape(-1))
+    if data.title_vectors is not None:
+        np.save(folder / "title_vectors.npy", np.ascontiguousarray(data.title_vectors, dtype=np.float32))
+    if data.sentence_terms is not None:
+        np.save(folder / "sentence_terms_ptr.npy", np.asarray(data.sentence_terms[0], dtype=np.int64))
+        np.save(folder / "sentence_terms.npy", np.asarray(data.sentence_terms[1], dtype=np.int32))
     data.dense.save(folder / "dense.faiss")
     data.lexical.save(folder / "lexical")
     manifest = {
@@ -276,6 +285,9 @@ class IndexVersion:
         self.vectors = np.load(folder / "vectors.npy", mmap_mode="r")
         self.sentence_vectors = np.load(folder / "sentence_vectors.npy", mmap_mode="r")
         self.passage_keys = np.load(folder / "passage_keys.npy", mmap_mode="r")
+        self.title_vectors = _optional(folder / "title_vectors.npy")
+        ptr, terms = _optional(folder / "sentence_terms_ptr.npy"), _optional(folder / "sentence_terms.npy")
+        self.sentence_terms = (ptr, terms) if ptr is not None and terms is not None else None
         self._texts = np.memmap(folder / "texts.bin", dtype=np.uint8, mode="r") if (folder / "texts.bin").stat().st_size else None
         self.dense = VectorIndex.load(folder / "dense.faiss", manifest.get("index_type", "flat"))
         self.lexical = Lexical.load(folder / "lexical")
@@ -346,6 +358,11 @@ class IndexVersion:
     @property
     def size(self) -> int:
         return len(self.passages)
+
+
+def _optional(path: Path) -> np.ndarray | None:
+    """An array older versions may lack (their readers then derive or skip what it holds)."""
+    return np.load(path, mmap_mode="r") if path.exists() else None
 
 
 def _meta(s: dict[str, Any]) -> SourceMeta:

@@ -1,0 +1,190 @@
+"""Search: candidates, features and the second stage, on a tiny corpus and (marked `model`) the seed corpus."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from _quality_fixtures import real_embedder, seed_engine, small_engine  # noqa: F401  (fixtures)
+from jn_qa.errors import InvalidInput
+from jn_qa.lexical import term_rows, tokenize
+from jn_qa.ranking import FEATURES, LinearModel, standardise
+from jn_qa.search import _rank_in, _ranges, clean_query, sentence_terms
+
+
+def test_ranges_concatenates_aranges() -> None:
+    got = _ranges(np.array([5, 0, 9]), np.array([2, 0, 3]))
+    assert got.tolist() == [5, 6, 9, 10, 11]
+
+
+def test_rank_in_finds_positions_and_marks_absent() -> None:
+    ranked = np.array([40, 7, 13])
+    assert _rank_in(np.array([13, 99, 40, 7]), ranked).tolist() == [2, -1, 0, 1]
+    assert _rank_in(np.array([1, 2]), np.array([], dtype=np.int64)).tolist() == [-1, -1]
+
+
+def test_standardise_gives_zscores_and_zero_for_constant_columns() -> None:
+    x = np.array([[1.0, 5.0], [3.0, 5.0], [5.0, 5.0]])
+    z = standardise(x)
+    assert np.allclose(z[:, 0].mean(), 0) and np.allclose(z[:, 0].std(), 1)
+    assert np.allclose(z[:, 1], 0)
+
+
+def test_linear_model_rejects_unknown_features() -> None:
+    with pytest.raises(ValueError, match="unknown features"):
+        LinearModel.from_dict({"weights": {"lexical": 1.0, "shoe_size": 2.0}}, FEATURES)
+
+
+def test_linear_model_score_is_invariant_to_feature_scale() -> None:
+    model = LinearModel(FEATURES, np.ones(len(FEATURES)))
+    x = np.random.default_rng(0).random((20, len(FEATURES)))
+    assert np.allclose(model.score(x), model.score(x * 1000 + 7))
+
+
+def test_clean_query_rejects_empty_and_overlong() -> None:
+    with pytest.raises(InvalidInput):
+        clean_query("   ")
+    with pytest.raises(InvalidInput):
+        clean_query("x" * 1001)
+    assert clean_query("  a \n b ") == "a b"
+
+
+def test_stored_sentence_terms_match_the_texts(small_engine) -> None:  # noqa: F811
+    version = small_engine.state.version
+    vocab = version.lexical.retriever.vocab_dict
+    assert version.sentence_terms is not None
+    ptr, ids = (np.asarray(a) for a in version.sentence_terms)
+    spans = np.asarray(version.sentences)
+    passages = np.asarray(version.passages)
+    texts = [
+        version.text(int(passages[p, 0]))[int(a) : int(b)]
+        for p in range(version.size)
+        for a, b in spans[int(version.sentence_ptr[p]) : int(version.sentence_ptr[p + 1])]
+    ]
+    want_ptr, want_ids = term_rows(texts, vocab)
+    assert ptr.tolist() == want_ptr.tolist() and ids.tolist() == want_ids.tolist()
+    assert version.title_vectors is not None and len(version.title_vectors) == len(version.meta)
+
+
+def test_sentence_terms_are_derived_for_versions_without_them(small_engine) -> None:  # noqa: F811
+    version = small_engine.state.version
+    stored = version.sentence_terms
+    try:
+        version.sentence_terms = None
+        ptr, ids = sentence_terms(version, version.lexical.retriever.vocab_dict)
+    finally:
+        version.sentence_terms = stored
+    assert ptr.tolist() == np.asarray(stored[0]).tolist() and ids.tolist() == np.asarray(stored[1]).tolist()
+
+
+def test_coverage_features_count_query_terms_in_passage_and_best_sentence(small_engine) -> None:  # noqa: F811
+    searcher = small_engine.state.searcher
+    version = small_engine.state.version
+    got = searcher.retrieve("IPCP nine priority areas Vilnius")
+    cands = got.candidates
+    qt = searcher.query_terms(got.terms)
+    idf = dict(zip(qt.ids.tolist(), qt.idf.tolist()))
+    vocab = version.lexical.retriever.vocab_dict
+    wanted = {vocab[t] for t in got.terms if t in vocab}
+    for j, pid in enumerate(cands.ids):
+        text = version.passage_text(int(pid))
+        in_passage = {vocab[t] for t in tokenize(text) if t in vocab} & wanted
+        assert cands.column("coverage")[j] == pytest.approx(sum(idf[t] for t in in_passage) / qt.total)
+        sents = [version.text(int(version.passages[int(pid), 0]))[int(a) : int(b)] for a, b in version.sentences[cands.sentence_rows[cands.sentence_slice(j)]]]
+        best = max(sum(idf[t] for t in {vocab[w] for w in tokenize(s) if w in vocab} & wanted) for s in sents) / qt.total
+        assert cands.column("sentence_coverage")[j] == pytest.approx(best)
+
+
+def test_modes_rank_by_one_retriever(small_engine) -> None:  # noqa: F811
+    searcher = small_engine.state.searcher
+    lexical = searcher.retrieve("harbour Yokosuka ships", mode="lexical")
+    bm = searcher.lexical_scores(lexical.terms)
+    top = lexical.candidates.ids[lexical.order]
+    assert list(bm[top]) == sorted(bm[top], reverse=True)
+    dense = searcher.retrieve("harbour Yokosuka ships", mode="dense")
+    d = dense.candidates.column("dense")[dense.order]
+    assert list(d) == sorted(d, reverse=True)
+    with pytest.raises(InvalidInput):
+        searcher.retrieve("x", mode="psychic")
+
+
+def test_source_filter_keeps_to_the_named_sources(small_engine) -> None:  # noqa: F811
+    version = small_engine.state.version
+    got = small_engine.state.searcher.retrieve("cooperation cyber defence", sources=["gamma"])
+    assert len(got.candidates.ids) > 0
+    assert {version.meta[int(version.passages[int(p), 0])].id for p in got.candidates.ids} == {"gamma"}
+
+
+def test_specifics_missing_weighs_names_and_numbers_absent_from_the_source(small_engine) -> None:  # noqa: F811
+    searcher = small_engine.state.searcher
+    alpha = small_engine.state.version.source_index("alpha")
+    assert searcher.specifics_missing("When was the IPCP agreed in Vilnius?", alpha) == 0.0
+    assert searcher.specifics_missing("What did the IPCP say about Yokosuka?", alpha) > 0.0
+    assert searcher.specifics_missing("What did the IPCP say about Atlantis?", alpha) > searcher.specifics_missing(
+        "What did the IPCP say about Yokosuka?", alpha
+    )
+
+
+# ------------------------------------------------------------------ the real model on the seed corpus
+
+
+def _first_with(answer, needle: str) -> int | None:  # type: ignore[no-untyped-def]
+    return next((r.rank for r in answer.results if needle in r.text), None)
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    "question, needle",
+    [
+        ("When was the IPCP agreed?", "IPCP"),
+        ("How many goals does the ITPP have?", "ITPP"),
+        ("What does Japan do with the CCDCOE?", "CCDCOE"),
+        ("Which countries are in GCAP?", "GCAP"),
+    ],
+)
+def test_acronyms_match_lexically(seed_engine, question: str, needle: str) -> None:  # noqa: F811
+    answer = seed_engine.ask(question, k=3, explain=True)
+    top = answer.results[0]
+    assert needle in top.text
+    assert top.explain is not None and top.explain["lexical_rank"] is not None and top.explain["lexical_rank"] <= 10
+
+
+@pytest.mark.model
+def test_paraphrase_matches_densely(seed_engine) -> None:  # noqa: F811
+    question = "the Japanese leader's warning that Europe's war could spread to Asia"
+    answer = seed_engine.ask(question, k=10, explain=True)
+    rank = _first_with(answer, "Ukraine today may be East Asia tomorrow")
+    assert rank is not None
+    hit = answer.results[rank - 1]
+    assert hit.explain is not None and hit.explain["dense_rank"] is not None
+    assert hit.explain["lexical_rank"] is None or hit.explain["dense_rank"] < hit.explain["lexical_rank"]
+
+
+def test_reranker_setting_must_name_a_model_folder(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from jn_qa.errors import ConfigError
+    from jn_qa.rerank import CrossEncoderStage
+
+    assert CrossEncoderStage.from_setting("") is None
+    with pytest.raises(ConfigError, match="not a local model folder"):
+        CrossEncoderStage.from_setting(str(tmp_path))
+
+
+def test_cross_encoder_stage_reorders_the_top_candidates_only(small_engine) -> None:  # noqa: F811
+    from jn_qa.rerank import CrossEncoderStage
+
+    class LengthScorer:
+        """Stands in for a CrossEncoder: scores a pair by the passage's length (about ordering, not relevance)."""
+
+        def predict(self, pairs):  # type: ignore[no-untyped-def]
+            return [float(len(text)) for _, text in pairs]
+
+    state = small_engine.state
+    plain = state.searcher.retrieve("cooperation cyber defence maritime")
+    searcher = type(state.searcher)(state.version, state.searcher.embedder, cross_encoder=CrossEncoderStage(state.version.folder, top=3, model=LengthScorer()))
+    got = searcher.retrieve("cooperation cyber defence maritime")
+    head = [int(got.candidates.ids[i]) for i in got.order[:3]]
+    assert sorted(head) == sorted(int(plain.candidates.ids[i]) for i in plain.order[:3])
+    lengths = [len(state.version.passage_text(p)) for p in head]
+    assert lengths == sorted(lengths, reverse=True)
+    assert [int(x) for x in got.order[3:]] == [int(x) for x in plain.order[3:]]
+    assert min(got.scores[got.order[:3]]) > max(got.scores[got.order[3:]])
