@@ -17,14 +17,14 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 DOC = DOCS / "benchmarks.md"
-CACHE = ROOT / ".cache" / "bench"
+CACHE = Path(os.environ.get("JNQA_BENCH_CACHE") or ROOT / ".cache" / "bench")  # git-ignored
 DOC_TITLE = "# Benchmarks\n"
 
 
@@ -41,19 +41,25 @@ def percentiles(seconds: Sequence[float] | np.ndarray, qs: Sequence[float] = (50
     return out
 
 
-def time_each(fn: Callable[[Any], Any], items: Iterable[Any], warmup: int = 0) -> tuple[list[float], list[Any]]:
-    """Call fn on every item, one at a time; per-call wall times (s) and results. Warm-up calls are not timed."""
+class Timed(NamedTuple):
+    wall: list[float]  # seconds per call
+    cpu: list[float]  # CPU seconds of the calling thread per call: what the call costs without preemption
+    results: list[Any]
+
+
+def time_each(fn: Callable[[Any], Any], items: Iterable[Any], warmup: int = 0) -> Timed:
+    """Call fn on every item, one at a time, timing each call (wall and thread CPU). Warm-up calls are not timed."""
     items = list(items)
     for x in items[:warmup]:
         fn(x)
-    times: list[float] = []
-    results: list[Any] = []
+    out = Timed([], [], [])
     for x in items:
-        t = time.perf_counter()
+        c, t = time.thread_time(), time.perf_counter()
         r = fn(x)
-        times.append(time.perf_counter() - t)
-        results.append(r)
-    return times, results
+        out.wall.append(time.perf_counter() - t)
+        out.cpu.append(time.thread_time() - c)
+        out.results.append(r)
+    return out
 
 
 class Stopwatch:

@@ -23,6 +23,8 @@ HNSW_EF_SEARCH = 64
 IVF_NPROBE = 32
 IVF_TRAIN_PER_LIST = 39
 IVF_TRAIN_MAX = 160_000
+# OpenMP threads for one query: too little work to share, and on a busy CPU the extra thread mostly waits.
+SEARCH_THREADS = 1
 # Below these sizes an approximate index cannot be trained properly and exact search is cheap anyway.
 MIN_TRAIN = {"flat": 0, "hnsw": 0, "ivf-sq8": 1_000, "ivf-pq": 10_000}
 
@@ -101,9 +103,16 @@ class VectorIndex:
         """Top-k (scores, ids) for one unit query vector; ids of -1 are dropped."""
         if self.size == 0:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        import faiss
+
         k = min(k, self.size)
         x = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
-        scores, ids = self.index.search(x, k, params=self._params(k))
+        threads = faiss.omp_get_max_threads()  # a per-thread OpenMP setting: other threads are unaffected
+        faiss.omp_set_num_threads(SEARCH_THREADS)
+        try:
+            scores, ids = self.index.search(x, k, params=self._params(k))
+        finally:
+            faiss.omp_set_num_threads(threads)
         keep = ids[0] >= 0
         return scores[0][keep], ids[0][keep]
 
