@@ -703,7 +703,8 @@ def render(run: dict[str, Any]) -> str:
         "",
         *[f"- `{r['command']}` — {r['minutes']:.0f} min, {r['date']}, 1-minute load average {r['load_avg'][0]:.1f} → {r['load_avg'][1]:.1f}" for r in run["runs"]],
         "",
-        machine_markdown(info) + f" FAISS used {run['faiss_threads']} OpenMP threads. The 2 cores were shared with other "
+        machine_markdown(info) + f" FAISS ran one OpenMP thread per search (`vectors.SEARCH_THREADS`, the product default) "
+        f"and per build (`BUILD_THREADS` here; the product builds with all {run['faiss_threads']}), except the \"2 threads\" column. The 2 cores were shared with other "
         "engineers' work during the runs (load averages above), so latencies are those of a busy machine.",
         "",
         "### How the vectors were made",
@@ -711,7 +712,7 @@ def render(run: dict[str, Any]) -> str:
         f"- **Real vectors ({real_info['n']:,}):** SciFact abstracts (`corpus.jsonl`, read at run time, not shipped) cut into "
         f"{real_info['passages']:,} passages by jn-qa's own chunker (120 words, 40 overlap) and encoded with `encode_passages`, "
         f"plus its {real_info['sentences']:,} sentences encoded one by one; all with the bundled all-MiniLM-L6-v2 "
-        f"({real_info['encode_s']:.0f} s), shuffled with a fixed seed.",
+        f"({real_info['encode_s'] / 60:.0f} min on the shared machine), shuffled with a fixed seed.",
         f"- **Queries ({run['n_queries']}):** the SciFact train claims encoded with `encode_queries`; none of them is in the base.",
         "- **10k** is the first 10,000 real vectors. **Larger sizes** hold every real vector plus generated ones: each is "
         "`normalise(p + σ·g)` for a real vector `p` drawn uniformly, with `g` Gaussian with the covariance of the real "
