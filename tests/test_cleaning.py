@@ -59,6 +59,11 @@ def test_subscribe_blurbs_are_removed() -> None:
     assert "The Authors\nA. Writer is a correspondent." in out
 
 
+def test_section_breadcrumbs_are_removed_but_bylines_with_a_bar_are_kept() -> None:
+    raw = "Features | Security | East Asia\n\nRyosuke Tanaka | National Institute for Defense Studies, Japan.\n\nBody text here."
+    assert text_of(raw) == "Ryosuke Tanaka | National Institute for Defense Studies, Japan.\n\nBody text here."
+
+
 def test_stray_page_numbers_and_separators_are_removed() -> None:
     raw = "\n\n16\n\nJapan and NATO\n\n--\n\nIntroduction\n\nJapan has 16 goals in 2023.\n\nPage 3 of 12\n"
     out = text_of(raw)

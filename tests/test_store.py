@@ -32,7 +32,8 @@ def test_manifest_round_trip(tiny: Settings, fake_embedder: FakeEmbedder) -> Non
     m = version.manifest
     assert m["version"] == report.version == version.name
     assert m["model"] == {"name": "fake", "hash": fake_embedder.file_hash, "dim": fake_embedder.dim}
-    assert m["chunking"] == {"words": 12, "overlap": 4, "splitter": "pysbd", "pages": "bounded"}
+    assert {k: m["chunking"][k] for k in ("words", "overlap", "splitter")} == {"words": 12, "overlap": 4, "splitter": "pysbd"}
+    assert len(m["chunking"]["pipeline"]) == 16  # the cleaning and chunking code's fingerprint
     assert m["counts"]["sources"] == 2 and m["counts"]["passages"] == version.size == report.passages_total
     assert set(m["sources"]) == {"alpha", "beta"} and all(len(h) == 64 for h in m["sources"].values())
     assert m["built_at"].endswith("Z") and m["files"]["vectors.npy"]["bytes"] > 0
@@ -121,3 +122,15 @@ def test_a_failed_write_leaves_the_current_index_untouched(tiny: Settings, fake_
     assert not any((tiny.index / "tmp").glob("*"))
     assert store.open_current(tiny.index).name == good
     assert json.loads((tiny.index / "versions" / good / "manifest.json").read_text())["version"] == good
+
+
+def test_a_changed_text_pipeline_rereads_sources_but_keeps_vectors(
+    tiny: Settings, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = build(tiny, fake_embedder)
+    monkeypatch.setattr("jn_qa.build.text_pipeline_hash", lambda: "new-cleaning-code")
+    again = build(tiny, fake_embedder)
+    assert again.published and again.version != first.version  # not "up to date": the text may differ now
+    assert "text pipeline" in again.reason and again.passages_embedded == 0
+    assert store.open_current(tiny.index).manifest["chunking"]["pipeline"] == "new-cleaning-code"
+    assert not build(tiny, fake_embedder).published

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import shutil
@@ -13,13 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from . import chunking, ingest
+from . import chunking, cleaning, ingest
 from .config import Settings
 from .embedding import Embedder
 from .errors import BuildError, IndexUnavailable, JnqaError
 from .lexical import Lexical, term_rows, tokenize
-from .schema import Document, Passage, Source
 from .files import fsync_dir
+from .schema import Document, Passage, Source
 from .store import IndexVersion, Layout, VersionData, new_version_name, prune, read_manifest, write_version
 from .vectors import VectorIndex, choose_kind
 
@@ -58,7 +59,26 @@ class BuildReport:
 
 
 def chunk_settings(settings: Settings) -> dict[str, Any]:
-    return {"words": settings.chunk_words, "overlap": settings.chunk_overlap, "splitter": "pysbd", "pages": "bounded"}
+    """What decides the passages besides the sources: settings, and the code that cleans and cuts text."""
+    return {
+        "words": settings.chunk_words,
+        "overlap": settings.chunk_overlap,
+        "splitter": "pysbd",
+        "pages": "bounded",
+        "pipeline": text_pipeline_hash(),
+    }
+
+
+@functools.cache
+def text_pipeline_hash() -> str:
+    """Hash of the ingest, cleaning and chunking code: a change there re-reads every source at the next build
+    (embeddings are still reused wherever a passage's text is unchanged)."""
+    import pysbd
+
+    h = hashlib.sha256(getattr(pysbd, "__version__", "").encode())
+    for module in (ingest, cleaning, chunking):
+        h.update(Path(str(module.__file__)).read_bytes())
+    return h.hexdigest()[:16]
 
 
 def embed_input(source: Source, passage: Passage) -> tuple[str, list[tuple[int, int]]]:
@@ -74,7 +94,7 @@ def passage_key(text: str, spans: list[tuple[int, int]]) -> bytes:
 
 
 def _previous(layout: Layout, settings: Settings, model_hash: str) -> tuple[IndexVersion | None, str]:
-    """The current version if its vectors and passages can be reused, else (None, why not)."""
+    """The current version if its vectors can be reused (same model), else (None, why not)."""
     name = layout.current_name()
     if name is None:
         return None, "no previous index"
@@ -82,8 +102,6 @@ def _previous(layout: Layout, settings: Settings, model_hash: str) -> tuple[Inde
         manifest = read_manifest(layout.version(name))
         if manifest.get("model", {}).get("hash") != model_hash:
             return None, "model changed"
-        if manifest.get("chunking") != chunk_settings(settings):
-            return None, "chunking settings changed"
         return IndexVersion.open(layout.version(name), verify=True), ""
     except IndexUnavailable as e:
         return None, f"previous index unusable ({e.message})"
@@ -121,6 +139,9 @@ def build(
             except IndexUnavailable:
                 prev_fp = {}
         current_fp = {e.id: e.fingerprint for e in entries}
+        same_text = prev is not None and prev.manifest.get("chunking") == chunk_settings(settings)
+        if prev is not None and not same_text:
+            why = "text pipeline or chunking settings changed: every source re-read, unchanged passages keep their vectors"
         report = BuildReport(
             version=layout.current_name() or "",
             published=False,
@@ -132,7 +153,8 @@ def build(
             full=prev is None,
             reason=why,
         )
-        if prev is not None and prev_fp == current_fp and prev.manifest.get("index_type_setting") == settings.index_type:
+        if same_text and prev_fp == current_fp and prev.manifest.get("index_type_setting") == settings.index_type:
+            assert prev is not None
             report.passages_total = report.passages_reused = prev.size
             report.seconds = time.perf_counter() - t0
             return report
@@ -140,7 +162,7 @@ def build(
         name = new_version_name(after=existing[-1] if existing else None)
         staging = layout.tmp / name
         stage("started", staging)
-        data = _assemble(entries, prev, settings, embedder, progress, report)
+        data = _assemble(entries, prev, same_text, settings, embedder, progress, report)
         stage("embedded", staging)
         data.manifest = {
             "model": {"name": embedder.name, "hash": model_hash, "dim": int(data.vectors.shape[1])},
@@ -186,12 +208,17 @@ def build(
 def _assemble(
     entries: list[ingest.Entry],
     prev: IndexVersion | None,
+    same_text: bool,
     settings: Settings,
     embedder: Embedder,
     progress: bool,
     report: BuildReport,
 ) -> VersionData:
-    """Collect sources and passages, reusing the previous version's work wherever the input is identical."""
+    """Collect sources and passages, reusing the previous version's work wherever the input is identical.
+
+    `same_text`: the previous version cut its passages with the same code and settings, so an unchanged
+    source keeps its passages; otherwise every source is read again and only vectors are reused.
+    """
     sources: list[Source] = []
     fingerprints: list[str] = []
     passages: list[Passage] = []
@@ -201,7 +228,7 @@ def _assemble(
     cache: dict[bytes, int] = {}
     if prev is not None:
         cache = {bytes(k): i for i, k in enumerate(prev.passage_keys)}
-    to_load = [e for e in entries if prev is None or prev.manifest["sources"].get(e.id) != e.fingerprint]
+    to_load = [e for e in entries if not same_text or prev is None or prev.manifest["sources"].get(e.id) != e.fingerprint]
     loaded = {e.id: src for e, src in zip(to_load, ingest.load(to_load))}
     for entry in entries:
         s_index = len(sources)

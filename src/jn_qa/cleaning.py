@@ -66,8 +66,14 @@ def _fold(s: str) -> str:
     return " ".join(s.split()).casefold()
 
 
+# Section breadcrumbs such as "Features | Security | East Asia": three or more short labels, no sentence.
+_BREADCRUMB = re.compile(r"^[^|.!?:;]{1,30}(?:\s[|›»>/]\s[^|.!?:;]{1,30}){2,}$")
+
+
 def _is_residue(line: str) -> bool:
-    return bool(_PAGE_NUMBER.match(line) or _SEPARATOR.match(line) or _BOILERPLATE.match(line))
+    return bool(
+        _PAGE_NUMBER.match(line) or _SEPARATOR.match(line) or _BOILERPLATE.match(line) or _BREADCRUMB.match(line)
+    )
 
 
 def _looks_like_heading(line: str, first: bool) -> bool:
