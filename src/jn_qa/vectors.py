@@ -1,6 +1,7 @@
 """The dense index behind a small interface: build, save, load (memory-mapped), search.
 
-Index kinds trade memory and speed against exactness; `choose_kind` picks one by corpus size.
+Index kinds trade memory and speed against exactness; `choose_kind` picks one by corpus size. The
+thresholds and the search-time knobs below come from `bench/scale.py` (docs/benchmarks.md, "Scale").
 """
 
 from __future__ import annotations
@@ -14,19 +15,46 @@ import numpy as np
 
 KINDS = ("flat", "hnsw", "ivf-sq8", "ivf-pq")
 
+# Corpus sizes (passages) up to which `choose_kind("auto")` keeps an exact index.
+FLAT_MAX = 200_000
+# HNSW graph: neighbours per node and build-time beam; search beam is the knob.
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 64
+# IVF: lists scanned per query. Training needs this many vectors per list (faiss's own minimum).
+IVF_NPROBE = 32
+IVF_TRAIN_PER_LIST = 39
+IVF_TRAIN_MAX = 160_000
+# OpenMP threads for one query: too little work to share, and on a busy CPU the extra thread mostly waits.
+SEARCH_THREADS = 1
+# Below these sizes an approximate index cannot be trained properly and exact search is cheap anyway.
+MIN_TRAIN = {"flat": 0, "hnsw": 0, "ivf-sq8": 1_000, "ivf-pq": 10_000}
+
 
 def choose_kind(n: int, requested: str = "auto") -> str:
+    """The index kind for a corpus of `n` passages: exact while it is fast enough, then IVF with 8-bit codes."""
     if requested != "auto":
         return requested
-    if n <= 200_000:
-        return "flat"
-    return "ivf-sq8"
+    return "flat" if n <= FLAT_MAX else "ivf-sq8"
+
+
+def ivf_lists(n: int) -> int:
+    """Inverted lists for `n` vectors: about 4·√n, but never fewer than 39 training vectors per list."""
+    return int(max(1, min(4 * np.sqrt(n), n // IVF_TRAIN_PER_LIST)))
+
+
+def default_effort(kind: str) -> int:
+    """The search-time knob: efSearch for HNSW, nprobe for IVF, unused for flat."""
+    return {"hnsw": HNSW_EF_SEARCH, "ivf-sq8": IVF_NPROBE, "ivf-pq": IVF_NPROBE}.get(kind, 0)
 
 
 class VectorIndex:
-    def __init__(self, index: Any, kind: str) -> None:
+    """A FAISS inner-product index over unit vectors; ids are row numbers of the vectors it was built from."""
+
+    def __init__(self, index: Any, kind: str, effort: int | None = None) -> None:
         self.index = index
         self.kind = kind
+        self.effort = default_effort(kind) if effort is None else effort
 
     @property
     def size(self) -> int:
@@ -34,23 +62,27 @@ class VectorIndex:
 
     @classmethod
     def build(cls, vectors: np.ndarray, kind: str = "flat") -> VectorIndex:
+        """Build an index of `kind`; corpora too small to train an approximate kind get an exact index."""
         import faiss
 
+        if kind not in KINDS:
+            raise ValueError(f"unknown index kind {kind!r}")
         n, dim = vectors.shape
+        if n < MIN_TRAIN[kind]:
+            kind = "flat"
         x = np.ascontiguousarray(vectors, dtype=np.float32)
         if kind == "flat":
             index = faiss.IndexFlatIP(dim)
         elif kind == "hnsw":
-            index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efConstruction = 80
-        elif kind in ("ivf-sq8", "ivf-pq"):
-            nlist = int(max(1, min(4 * np.sqrt(n), n // 39 or 1)))
+            index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        else:
+            nlist = ivf_lists(n)
             spec = f"IVF{nlist},SQ8" if kind == "ivf-sq8" else f"IVF{nlist},PQ{dim // 8}x8"
             index = faiss.index_factory(dim, spec, faiss.METRIC_INNER_PRODUCT)
-            sample = x if n <= 100_000 else x[np.random.default_rng(0).choice(n, 100_000, replace=False)]
-            index.train(sample)
-        else:
-            raise ValueError(f"unknown index kind {kind!r}")
+            if kind == "ivf-pq":
+                index.do_polysemous_training = False  # only serves Hamming filtering, which search never uses; slow
+            index.train(_training_sample(x, nlist))
         if n:
             index.add(x)
         return cls(index, kind)
@@ -67,29 +99,45 @@ class VectorIndex:
 
     @classmethod
     def load(cls, path: Path, kind: str, mmap: bool = True) -> VectorIndex:
+        """Read an index; with `mmap` its vectors, codes, lists and graph stay in the file's pages, which
+        the OS shares between every worker process that opens the same file."""
         import faiss
 
-        flags = 0
-        if mmap and kind == "flat":
-            flags = faiss.IO_FLAG_MMAP_IFC  # pages shared by every worker process
-        elif mmap and kind.startswith("ivf"):
-            flags = faiss.IO_FLAG_MMAP
+        flags = faiss.IO_FLAG_MMAP_IFC if mmap else 0
         return cls(faiss.read_index(str(path), flags), kind)
 
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, ids) for one unit query vector; ids of -1 are dropped."""
         if self.size == 0:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        import faiss
+
         k = min(k, self.size)
-        self._tune(k)
-        scores, ids = self.index.search(np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32), k)
+        x = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
+        threads = faiss.omp_get_max_threads()  # a per-thread OpenMP setting: other threads are unaffected
+        faiss.omp_set_num_threads(SEARCH_THREADS)
+        try:
+            scores, ids = self.index.search(x, k, params=self._params(k))
+        finally:
+            faiss.omp_set_num_threads(threads)
         keep = ids[0] >= 0
         return scores[0][keep], ids[0][keep]
 
-    def _tune(self, k: int) -> None:
-        if self.kind == "hnsw":
-            self.index.hnsw.efSearch = max(64, 2 * k)
-        elif self.kind.startswith("ivf"):
-            import faiss
+    def _params(self, k: int) -> Any:
+        """Per-call search parameters (thread-safe: nothing on the shared index object changes)."""
+        import faiss
 
-            faiss.extract_index_ivf(self.index).nprobe = 32
+        if self.kind == "hnsw":
+            return faiss.SearchParametersHNSW(efSearch=max(self.effort, k))
+        if self.kind.startswith("ivf"):
+            return faiss.SearchParametersIVF(nprobe=max(1, min(self.effort, self.index.nlist)))
+        return None
+
+
+def _training_sample(x: np.ndarray, nlist: int) -> np.ndarray:
+    """Enough vectors to train `nlist` centroids (and the codes), chosen reproducibly."""
+    want = min(len(x), max(IVF_TRAIN_PER_LIST * nlist, 10_000), IVF_TRAIN_MAX)
+    if want >= len(x):
+        return x
+    rows = np.sort(np.random.default_rng(0).choice(len(x), want, replace=False))
+    return x[rows]
