@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -39,6 +40,22 @@ def percentiles(seconds: Sequence[float] | np.ndarray, qs: Sequence[float] = (50
     out = {f"p{q:g}": float(np.percentile(a, q)) for q in qs}
     out["mean"] = float(a.mean())
     return out
+
+
+def nearest_rank(values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile (p in 0-100): always one of the values; 0.0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), int(-(-p * len(ordered) // 100))))
+    return ordered[rank - 1]
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 class Timed(NamedTuple):
