@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from jn_qa import embedding
 from jn_qa.embedding import QUERY_THREADS, Embedder, torch_threads
 
 QUESTIONS = [
@@ -24,13 +25,24 @@ QUESTIONS = [
 def test_direct_query_encode_matches_sentence_transformers_encode(embedder: Embedder, question: str) -> None:
     model = embedder.model
     got = embedder.encode_queries([question])
-    with torch_threads(QUERY_THREADS):  # the same thread count: bit for bit
+    with torch_threads(QUERY_THREADS):
         same_threads = model.encode([question], batch_size=32, normalize_embeddings=True, show_progress_bar=False)
     default_threads = model.encode([question], batch_size=32, normalize_embeddings=True, show_progress_bar=False)
+    assert embedding._mean_pooled(model)  # the bundled model takes the shortest path
     assert got.shape == (1, embedder.dim) and got.dtype == np.float32
-    assert np.array_equal(got, same_threads)
+    assert np.abs(got - same_threads).max() <= 1e-6
     assert np.abs(got - default_threads).max() <= 1e-6
     assert abs(float(np.linalg.norm(got[0])) - 1.0) < 1e-5
+
+
+@pytest.mark.model
+def test_other_module_stacks_run_through_the_model_modules(embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(embedding, "_mean_pooled", lambda model: False)
+    question = QUESTIONS[0]
+    got = embedder.encode_queries([question])
+    with torch_threads(QUERY_THREADS):  # the same modules on the same thread count: bit for bit
+        want = embedder.model.encode([question], batch_size=32, normalize_embeddings=True, show_progress_bar=False)
+    assert np.array_equal(got, want)
 
 
 @pytest.mark.model

@@ -248,15 +248,44 @@ class Embedder:
         return Encoded(pvecs, svecs)
 
 
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
 def _forward_one(model: Any, text: str) -> np.ndarray:
-    """What `model.encode([text], normalize_embeddings=True)` returns, minus its bookkeeping: (1, dim) float32."""
+    """What `model.encode([text], normalize_embeddings=True)` returns, minus its bookkeeping: (1, dim) float32.
+
+    The model's own preprocess makes the token ids; for the usual Transformer -> mean Pooling (-> Normalize)
+    stack the pooling is done here on the transformer's output, skipping the module chain's per-call
+    dispatch; any other stack runs through the model's modules.
+    """
     import torch
 
     features = model.preprocess([text])
     with torch.inference_mode():
-        out = model(features)
-        vec = torch.nn.functional.normalize(out["sentence_embedding"], p=2, dim=1)
+        if _mean_pooled(model):
+            hidden = model[0].auto_model(**{k: features[k] for k in MODEL_INPUTS if k in features}).last_hidden_state
+            mask = features["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        else:
+            pooled = model(features)["sentence_embedding"]
+        vec = torch.nn.functional.normalize(pooled, p=2, dim=1)
     return vec.numpy().astype(np.float32, copy=False)
+
+
+def _mean_pooled(model: Any) -> bool:
+    """Transformer, then mean pooling over all tokens, then at most a Normalize: nothing else to reproduce."""
+    cached = getattr(model, "_jnqa_mean_pooled", None)
+    if cached is None:
+        names = [type(m).__name__ for m in model]
+        pooling = model[1].get_config_dict() if len(names) > 1 else {}
+        cached = (
+            names in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"])
+            and pooling.get("pooling_mode") == "mean"
+            and pooling.get("include_prompt", True)
+            and hasattr(model[0], "auto_model")
+        )
+        model._jnqa_mean_pooled = cached
+    return bool(cached)
 
 
 @contextmanager
