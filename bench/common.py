@@ -229,20 +229,30 @@ def _markers(section: str) -> tuple[str, str]:
     return f"<!-- bench:{section}:start -->", f"<!-- bench:{section}:end -->"
 
 
-def write_section(section: str, body: str, doc: Path = DOC) -> None:
-    """Replace this section's text in the document (appending it if absent); other sections stay as they are."""
+def write_section(section: str, body: str, doc: Path = DOC, first: bool = False) -> None:
+    """Replace this section's text in the document (adding it at the end, or right under the title with
+    `first`, if absent); other sections stay as they are."""
     start, end = _markers(section)
     block = f"{start}\n{body.strip()}\n{end}"
     text = doc.read_text(encoding="utf-8") if doc.exists() else DOC_TITLE
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
     if pattern.search(text):
         text = pattern.sub(lambda _: block, text)
+    elif first and text.startswith(DOC_TITLE):
+        text = DOC_TITLE + "\n" + block + "\n\n" + text[len(DOC_TITLE) :].lstrip("\n")
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     doc.parent.mkdir(parents=True, exist_ok=True)
     tmp = doc.with_suffix(".md.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, doc)
+
+
+def publish(section: str, text: str, to_doc: bool) -> None:
+    """Write a script's section into docs/benchmarks.md (or only print it), then print it."""
+    if to_doc:
+        write_section(section, text)
+    print(text)
 
 
 def save_json(path: Path, obj: Any) -> None:
