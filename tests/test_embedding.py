@@ -84,3 +84,23 @@ def test_torch_threads_restores_after_an_error() -> None:
     with pytest.raises(RuntimeError), torch_threads(1):
         raise RuntimeError("boom")
     assert torch.get_num_threads() == before
+
+
+@pytest.mark.model
+def test_the_query_threads_setting_reaches_the_query_encode(embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    from jn_qa.config import Settings
+    from jn_qa.engine import Engine
+    from jn_qa.errors import ConfigError
+
+    settings = Settings.from_env({"JNQA_QUERY_THREADS": "2"})
+    assert Engine(settings).embedder.query_threads == 2
+    with pytest.raises(ConfigError):
+        Settings.from_env({"JNQA_QUERY_THREADS": "0"})
+    seen: list[int] = []
+    real = embedding.torch_threads
+    monkeypatch.setattr(embedding, "torch_threads", lambda n: (seen.append(n), real(n))[1])
+    two = Embedder(embedder.name, query_threads=2)
+    two._model = embedder.model  # the loaded model, shared
+    got = two.encode_queries([QUESTIONS[0]])
+    assert seen == [2]
+    assert np.abs(got - embedder.encode_queries([QUESTIONS[0]])).max() <= 1e-6

