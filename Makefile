@@ -36,8 +36,14 @@ browser:  ## Debian's chromium for the browser tests (needs root or sudo; skippe
 	  elif command -v sudo >/dev/null 2>&1; then sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium not installed and no root: browser tests will be skipped"; fi; }
 
-bench: $(STAMP)
+BENCH_STAMP := $(VENV)/.bench-installed
+
+bench: index $(BENCH_STAMP)  ## the quick benchmark set, under 20 min with warm caches; rewrites docs/benchmarks.md
 	$(BIN)/python bench/run.py --quick
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml  ## the bench extras: matplotlib, psutil, txtai (the peer it is compared with)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $@
 
 load: index  ## 32 clients for 60 s on 1 and 2 workers, then the same while a source is added and rebuilt (docs/reliability.md)
 	$(BIN)/python bench/load.py --clients 32 --seconds 60 --workers 1,2 --json artifacts/load.json

@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -39,6 +40,22 @@ def percentiles(seconds: Sequence[float] | np.ndarray, qs: Sequence[float] = (50
     out = {f"p{q:g}": float(np.percentile(a, q)) for q in qs}
     out["mean"] = float(a.mean())
     return out
+
+
+def nearest_rank(values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile (p in 0-100): always one of the values; 0.0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), int(-(-p * len(ordered) // 100))))
+    return ordered[rank - 1]
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 class Timed(NamedTuple):
@@ -212,20 +229,30 @@ def _markers(section: str) -> tuple[str, str]:
     return f"<!-- bench:{section}:start -->", f"<!-- bench:{section}:end -->"
 
 
-def write_section(section: str, body: str, doc: Path = DOC) -> None:
-    """Replace this section's text in the document (appending it if absent); other sections stay as they are."""
+def write_section(section: str, body: str, doc: Path = DOC, first: bool = False) -> None:
+    """Replace this section's text in the document (adding it at the end, or right under the title with
+    `first`, if absent); other sections stay as they are."""
     start, end = _markers(section)
     block = f"{start}\n{body.strip()}\n{end}"
     text = doc.read_text(encoding="utf-8") if doc.exists() else DOC_TITLE
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
     if pattern.search(text):
         text = pattern.sub(lambda _: block, text)
+    elif first and text.startswith(DOC_TITLE):
+        text = DOC_TITLE + "\n" + block + "\n\n" + text[len(DOC_TITLE) :].lstrip("\n")
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     doc.parent.mkdir(parents=True, exist_ok=True)
     tmp = doc.with_suffix(".md.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, doc)
+
+
+def publish(section: str, text: str, to_doc: bool) -> None:
+    """Write a script's section into docs/benchmarks.md (or only print it), then print it."""
+    if to_doc:
+        write_section(section, text)
+    print(text)
 
 
 def save_json(path: Path, obj: Any) -> None:

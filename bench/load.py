@@ -21,7 +21,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,11 @@ from typing import Any
 
 import httpx
 import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import free_port  # noqa: E402
+from common import nearest_rank as percentile  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV_QUESTIONS = ROOT.parent / "shared" / "eval" / "dev.jsonl"
@@ -58,21 +62,6 @@ def questions(path: Path = DEV_QUESTIONS) -> list[str]:
     if path.exists():
         return [json.loads(line)["question"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return list(FALLBACK_QUESTIONS)
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0-100); 0.0 for no values."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), int(-(-p * len(ordered) // 100))))
-    return ordered[rank - 1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ---------------------------------------------------------------- the server

@@ -114,6 +114,24 @@ def test_post_gives_the_same_answer_as_get(client: TestClient, answer: dict) -> 
     assert r.json() == answer
 
 
+def test_searches_report_their_stage_timings_in_a_server_timing_header(client: TestClient, corpus_settings: Settings, embedder: Embedder) -> None:
+    for r in (client.get("/api/search", params={"q": QUESTION}), client.post("/api/search", json={"question": QUESTION})):
+        assert r.status_code == 200
+        durations = {}
+        for part in r.headers["server-timing"].split(", "):
+            name, dur = part.split(";dur=")
+            durations[name] = float(dur)
+        stages = {"encode", "lexical", "dense", "features", "rerank", "compose", "serialise"}
+        assert set(durations) == stages | {"total"}
+        assert all(v >= 0 for v in durations.values())
+        assert durations["total"] >= sum(durations[s] for s in stages) - 0.01  # ms, rounded to 3 places
+        assert durations["encode"] > 0
+    # the body is exactly what the core's Answer.to_dict gives, nothing re-encoded on the way
+    direct = Engine(corpus_settings, embedder)
+    direct.load()
+    assert client.get("/api/search", params={"q": QUESTION}).json() == direct.ask(QUESTION).to_dict()
+
+
 @pytest.mark.parametrize("k", [1, 3])
 def test_k_caps_the_number_of_results(client: TestClient, k: int) -> None:
     results = client.get("/api/search", params={"q": QUESTION, "k": k}).json()["results"]

@@ -134,3 +134,28 @@ def test_a_changed_text_pipeline_rereads_sources_but_keeps_vectors(
     assert "text pipeline" in again.reason and again.passages_embedded == 0
     assert store.open_current(tiny.index).manifest["chunking"]["pipeline"] == "new-cleaning-code"
     assert not build(tiny, fake_embedder).published
+
+
+def test_a_passage_whose_content_key_ends_in_a_nul_byte_is_reused(tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
+    """numpy's "S32" strips trailing NUL bytes when keys are read back: about 1 passage in 256 has such a key,
+    and it must still be found in the previous version instead of being embedded again by every build."""
+    from jn_qa import chunking, ingest
+    from jn_qa.build import embed_input, passage_key
+
+    settings = Settings(corpus=tmp_path / "corpus", index=tmp_path / "index")
+    settings.corpus.mkdir()
+    for n in range(5000):  # ~256 tries expected; deterministic
+        data = f"Note {n} on Japan and NATO.\n".encode()
+        source = ingest.make_source("note", data, "txt", "note.txt")
+        passages = chunking.chunk(source.doc, source=0, words=settings.chunk_words, overlap=settings.chunk_overlap)
+        if any(passage_key(*embed_input(source, p)).endswith(b"\0") for p in passages):
+            break
+    else:
+        pytest.fail("no passage key ending in a NUL byte found")
+    (settings.corpus / "note.txt").write_bytes(data)
+    first = build(settings, fake_embedder)
+    assert first.passages_embedded == len(passages)
+    (settings.corpus / "other.txt").write_text("Another short note about NATO.\n", encoding="utf-8")
+    second = build(settings, fake_embedder)
+    assert second.passages_reused == len(passages)
+    assert second.passages_embedded == second.passages_total - len(passages)

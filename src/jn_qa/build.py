@@ -26,6 +26,7 @@ from .vectors import VectorIndex, choose_kind
 
 
 log = logging.getLogger("jn_qa")
+KEY_BYTES = 32  # a passage's content key: a sha256 digest
 STAGES = ("started", "embedded", "written", "verified", "renamed", "published", "pruned")
 
 
@@ -227,7 +228,8 @@ def _assemble(
     sent_vectors: list[np.ndarray | None] = []
     cache: dict[bytes, int] = {}
     if prev is not None:
-        cache = {bytes(k): i for i, k in enumerate(prev.passage_keys)}
+        # numpy's "S32" drops trailing NUL bytes on read: pad back, or 1 key in 256 never matches
+        cache = {bytes(k).ljust(KEY_BYTES, b"\0"): i for i, k in enumerate(prev.passage_keys)}
     to_load = [e for e in entries if not same_text or prev is None or prev.manifest["sources"].get(e.id) != e.fingerprint]
     loaded = {e.id: src for e, src in zip(to_load, ingest.load(to_load))}
     for entry in entries:

@@ -112,13 +112,13 @@ class Searcher:
             raise InvalidInput(f"mode must be one of {', '.join(MODES)}")
         v = self.version
         timings: dict[str, float] = {}
-        t = time.perf_counter()
         q = clean_query(query)
-        terms = tokenize(q)
+        t = time.perf_counter()
         qv = self.embedder.encode_queries([q])[0] if vector is None else np.asarray(vector, dtype=np.float32)
         timings["encode"] = time.perf_counter() - t
 
         t = time.perf_counter()
+        terms = tokenize(q)
         mask = self._mask(sources)
         bm = self.lexical_scores(terms, mask)
         lex_ids = _top(bm, self.n_candidates)
