@@ -74,3 +74,11 @@ def test_build_prints_a_one_line_summary(corpus_settings: Settings) -> None:
     proc = run("build", "--corpus", str(corpus_settings.corpus), "--index", str(corpus_settings.index))
     assert proc.returncode == 0 and proc.stdout.strip().splitlines() == [proc.stdout.strip()]
     assert proc.stdout.startswith("index is up to date: version v")
+
+
+def test_help_shows_each_option_s_environment_variable_and_default() -> None:
+    """Rich reads "[...]" in help text as markup and silently drops it: the env names must survive."""
+    ask = run("ask", "--help", env={"COLUMNS": "200"})
+    assert ask.returncode == 0 and "(env JNQA_INDEX; default index)" in ask.stdout and "(env JNQA_MODEL)" in ask.stdout
+    serve = run("serve", "--help", env={"COLUMNS": "200"})
+    assert "(default 127.0.0.1)" in serve.stdout and "(default 8000)" in serve.stdout

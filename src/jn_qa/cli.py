@@ -20,9 +20,9 @@ app = typer.Typer(
     help="jn-qa: ask questions of trusted sources on Japan-NATO relations and get cited, verbatim passages.",
 )
 
-CorpusOpt = Annotated[Path | None, typer.Option("--corpus", help="Corpus folder [env JNQA_CORPUS; default corpus].")]
-IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index folder [env JNQA_INDEX; default index].")]
-ModelOpt = Annotated[str | None, typer.Option("--model", help="Embedding model [env JNQA_MODEL].")]
+CorpusOpt = Annotated[Path | None, typer.Option("--corpus", help="Corpus folder (env JNQA_CORPUS; default corpus).")]
+IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index folder (env JNQA_INDEX; default index).")]
+ModelOpt = Annotated[str | None, typer.Option("--model", help="Embedding model (env JNQA_MODEL).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
 
@@ -102,8 +102,8 @@ def serve(
     index: IndexOpt = None,
     corpus: CorpusOpt = None,
     model: ModelOpt = None,
-    host: Annotated[str | None, typer.Option(help="Address to bind [default 127.0.0.1].")] = None,
-    port: Annotated[int | None, typer.Option(help="Port [default 8000].")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes sharing the memory-mapped index.")] = None,
 ) -> None:
     """Serve the web page and the JSON API; picks up newly published index versions by itself."""
@@ -185,7 +185,7 @@ def eval_gold(
 def eval_beir(
     folder: Annotated[Path, typer.Argument(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.")],
     split: Annotated[str, typer.Option(help="Which qrels split to score.")] = "train",
-    index: Annotated[Path | None, typer.Option("--index", help="Where to build the corpus index [default: under ~/.cache/jn-qa/beir].")] = None,
+    index: Annotated[Path | None, typer.Option("--index", help="Where to build the corpus index (default: under ~/.cache/jn-qa/beir).")] = None,
     model: ModelOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
