@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,8 +17,18 @@ from jn_qa.embedding import Embedder, Encoded
 
 REPO = ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
-SHARED = ROOT.parent / "shared"
-DEV_GOLD = SHARED / "eval" / "dev.jsonl"
+
+
+def _dev_gold() -> Path | None:
+    """The maintainers' dev questions live beside the repository, not in it: a plain clone has none."""
+    for candidate in (os.environ.get("JNQA_DEV_GOLD"), ROOT.parent / "shared" / "eval" / "dev.jsonl", "/work/shared/eval/dev.jsonl"):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+DEV_GOLD = _dev_gold()
+needs_dev_gold = pytest.mark.skipif(DEV_GOLD is None, reason="dev gold not found: set JNQA_DEV_GOLD to shared/eval/dev.jsonl")
 SCRIPT = "<script>alert('x')</script>"
 
 

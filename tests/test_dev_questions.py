@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import DEV_GOLD
+from conftest import DEV_GOLD, needs_dev_gold
 from jn_qa import evaluate
 from jn_qa.config import Settings
 from jn_qa.embedding import Embedder
 from jn_qa.engine import Engine
 
-GOLD = {item.id: item for item in evaluate.load_gold(DEV_GOLD)}
+pytestmark = needs_dev_gold
+GOLD = {item.id: item for item in evaluate.load_gold(DEV_GOLD)} if DEV_GOLD else {}
 
 
 @pytest.fixture(scope="module")
