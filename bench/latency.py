@@ -237,8 +237,8 @@ def render(run: dict[str, Any], summ: dict[str, Any], figures: list[str], others
     lines = [
         "## Query latency (seed corpus)",
         "",
-        f"`python bench/latency.py --rounds {run['rounds']}` (part of `make bench`): {run['questions']} dev questions "
-        f"(`/work/shared/eval/dev.jsonl`) × {run['rounds']} rounds = {n} queries per row, one sequential client, k = 5, "
+        f"`python bench/latency.py --rounds {run['rounds']}` (part of `make bench`): {run['questions']} questions "
+        f"(`{run['gold']}`) × {run['rounds']} rounds = {n} queries per row, one sequential client, k = 5, "
         f"against the seed index (5 sources). Load average {run['load_before']:.1f} before, {run['load_after']:.1f} after "
         "(the 2 cores were shared with other work).",
         "",
@@ -314,6 +314,7 @@ def render(run: dict[str, Any], summ: dict[str, Any], figures: list[str], others
 
 
 def main(argv: list[str] | None = None) -> int:
+    from load import DEV_QUESTIONS
     from load import questions as dev_questions
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -333,9 +334,10 @@ def main(argv: list[str] | None = None) -> int:
         if not (args.index / "CURRENT").exists():
             sys.exit(f"error: no index in {args.index}: run 'jn-qa build' first")
         qs = dev_questions()
-        saved = {"configs": {str(n): measure(args.index, args.rounds, qs, n) for n in args.threads}}
+        gold = str(DEV_QUESTIONS) if DEV_QUESTIONS.is_file() else "no dev gold found: load.py's built-in questions"
+        saved = {"gold": gold, "configs": {str(n): measure(args.index, args.rounds, qs, n) for n in args.threads}}
         save_json(args.json, saved)
-    run = saved["configs"][str(args.threads[0])]
+    run = saved["configs"][str(args.threads[0])] | {"gold": saved.get("gold", "shared/eval/dev.jsonl")}
     others = [summary(r) | {"threads": int(n)} for n, r in saved["configs"].items() if int(n) != args.threads[0]]
     summ = summary(run)
     figures = plot(run, summ)

@@ -35,11 +35,11 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import free_port  # noqa: E402
+from common import dev_gold, free_port  # noqa: E402
 from common import nearest_rank as percentile  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-DEV_QUESTIONS = ROOT.parent / "shared" / "eval" / "dev.jsonl"
+DEV_QUESTIONS = dev_gold()
 FALLBACK_QUESTIONS = (  # used when the shared dev set is not beside the repository
     "Who said that Ukraine today may be East Asia tomorrow?",
     "Why did talk of a NATO liaison office in Tokyo stall?",

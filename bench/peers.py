@@ -40,7 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import CACHE, ROOT, load_json, loadavg, machine, percentiles, pyplot, save_figure, publish, save_json, table  # noqa: E402
+from common import CACHE, ROOT, dev_gold, load_json, loadavg, machine, percentiles, pyplot, save_figure, publish, save_json, table  # noqa: E402
 
 SYSTEMS = ("jn-qa", "txtai", "bm25s", "naive")
 LABEL = {
@@ -55,7 +55,7 @@ SECTION = "peers"
 DEPTH = 300  # passages asked for when ranking documents
 LATENCY_K = 10
 MODEL = "all-MiniLM-L6-v2"
-DEV_GOLD = ROOT.parent / "shared" / "eval" / "dev.jsonl"
+DEV_GOLD = dev_gold()
 
 
 # ---------------------------------------------------------------- data (parent)
@@ -530,7 +530,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.render:
         result = load_json(RESULTS)
+        if result is None:
+            sys.exit(f"error: no saved run in {RESULTS}")
     else:
+        if not (args.scifact / "corpus.jsonl").is_file():
+            sys.exit(f"error: no SciFact corpus.jsonl in {args.scifact}: pass --scifact DIR or set JNQA_BENCH_SCIFACT")
+        if not DEV_GOLD.is_file():
+            sys.exit(f"error: dev gold not found at {DEV_GOLD}: set JNQA_DEV_GOLD")
         result = run(args)
         save_json(RESULTS, result)
     text = render(result, plot(result))
