@@ -439,8 +439,8 @@ def plot(run: dict[str, Any]) -> str:
     for s in SYSTEMS:
         r = run["systems"][s]
         x, y = r["latency_ms"]["p50"], r["scifact"]["ndcg@10"]
-        ax.scatter([x], [y], s=60)
-        ax.annotate(LABEL[s].replace("*", "").replace("`", ""), (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        ax.scatter([x], [y], s=60, label=LABEL[s].replace("*", "").replace("`", ""))  # a legend: nearby points' labels overlap
+    ax.legend(fontsize=8, loc="center left")
     ax.set_xlabel("query latency p50 (ms, encode included)")
     ax.set_ylabel("SciFact train nDCG@10")
     ax.grid(alpha=0.3)
