@@ -33,9 +33,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import CACHE, load_json, loadavg, machine, peak_rss_mb, publish, save_json, table  # noqa: E402
+from common import CACHE, SCIFACT, load_json, loadavg, machine, peak_rss_mb, publish, save_json, table  # noqa: E402
 
-SCIFACT = Path(os.environ.get("JNQA_BENCH_SCIFACT", "/work/shared/bench-data/scifact"))
 WORK = CACHE / "scifact"
 RESULTS = CACHE / "build.json"
 SECTION = "build"

@@ -29,13 +29,14 @@ CACHE = Path(os.environ.get("JNQA_BENCH_CACHE") or ROOT / ".cache" / "bench")  #
 DOC_TITLE = "# Benchmarks\n"
 
 
+SHARED = ROOT.parent / "shared"  # the maintainers' evaluation data sits beside the repository, never in it
+SCIFACT = Path(os.environ.get("JNQA_BENCH_SCIFACT") or SHARED / "bench-data" / "scifact")
+
+
 def dev_gold() -> Path:
-    """The maintainers' dev questions: JNQA_DEV_GOLD, else beside the repository, else /work/shared (where it
-    may not exist: callers that can do without say so)."""
-    for candidate in (os.environ.get("JNQA_DEV_GOLD"), ROOT.parent / "shared" / "eval" / "dev.jsonl"):
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    return Path("/work/shared/eval/dev.jsonl")
+    """The maintainers' dev questions (JNQA_DEV_GOLD, else beside the repository); it may not exist: callers
+    that can do without say so."""
+    return Path(os.environ.get("JNQA_DEV_GOLD") or SHARED / "eval" / "dev.jsonl")
 
 
 # ---------------------------------------------------------------- timing

@@ -40,7 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import CACHE, ROOT, dev_gold, load_json, loadavg, machine, percentiles, pyplot, save_figure, publish, save_json, table  # noqa: E402
+from common import CACHE, ROOT, SCIFACT, dev_gold, load_json, loadavg, machine, percentiles, pyplot, save_figure, publish, save_json, table  # noqa: E402
 
 SYSTEMS = ("jn-qa", "txtai", "bm25s", "naive")
 LABEL = {
@@ -518,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--worker", choices=SYSTEMS, help=argparse.SUPPRESS)
     ap.add_argument("--spec", help=argparse.SUPPRESS)
-    ap.add_argument("--scifact", type=Path, default=Path(os.environ.get("JNQA_BENCH_SCIFACT", "/work/shared/bench-data/scifact")))
+    ap.add_argument("--scifact", type=Path, default=SCIFACT)
     ap.add_argument("--queries", type=int, default=809)
     ap.add_argument("--latency-queries", type=int, default=200)
     ap.add_argument("--subset-docs", type=int, default=300)

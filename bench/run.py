@@ -49,7 +49,7 @@ def header(seconds: float, cold: bool) -> str:
         "| `nice -n 10 python bench/build.py` | build throughput on SciFact: full build, bare encode, adding one source | ~30 min |",
         "| `nice -n 10 python bench/scale.py` | the Scale section: FAISS kinds at 10k, 100k, 1M passages | see its section |",
         "",
-        "Caches (git-ignored): `.cache/bench/`; the SciFact data is read from `/work/shared/bench-data/scifact` "
+        "Caches (git-ignored): `.cache/bench/`; the SciFact data is read from `../shared/bench-data/scifact` "
         "(`JNQA_BENCH_SCIFACT`), never copied into the repository. Sections: [latency](#query-latency-seed-corpus), "
         "[build](#build-throughput-scifact), [peers](#peers-same-model-same-passages-same-run), [scale](#scale).",
     ])

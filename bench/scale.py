@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
     CACHE,
+    SCIFACT,
     Stopwatch,
     file_mb,
     load_json,
@@ -53,7 +54,6 @@ from common import (  # noqa: E402
     write_section,
 )
 
-SCIFACT = Path(os.environ.get("JNQA_BENCH_SCIFACT", "/work/shared/bench-data/scifact"))
 WORK = CACHE / "scale"
 SECTION = "scale"
 MODEL = "all-MiniLM-L6-v2"

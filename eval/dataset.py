@@ -21,9 +21,10 @@ from jn_qa.search import Retrieved, Searcher
 from jn_qa.store import open_current
 
 ROOT = Path(__file__).resolve().parent.parent
-DEV = Path(os.environ.get("JNQA_DEV_GOLD", "/work/shared/eval/dev.jsonl"))
+SHARED = ROOT.parent / "shared"  # the maintainers' evaluation data, beside the repository
+DEV = Path(os.environ.get("JNQA_DEV_GOLD") or SHARED / "eval" / "dev.jsonl")
 EXTRA = ROOT / "eval" / "extra.jsonl"
-SCIFACT = Path(os.environ.get("JNQA_SCIFACT", "/work/shared/bench-data/scifact"))
+SCIFACT = Path(os.environ.get("JNQA_SCIFACT") or SHARED / "bench-data" / "scifact")
 
 
 @dataclass

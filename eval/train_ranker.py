@@ -2,7 +2,7 @@
 
     .venv/bin/python eval/train_ranker.py                      # CV report only
     .venv/bin/python eval/train_ranker.py --write              # ... and write src/jn_qa/model.json
-    .venv/bin/python eval/train_ranker.py --beir /work/shared/bench-data/scifact   # add SciFact train
+    .venv/bin/python eval/train_ranker.py --beir ../shared/bench-data/scifact   # add SciFact train
 
 Ranker: a linear model over per-query z-scored features (ranking.FEATURES), fitted by listwise
 softmax on labelled candidates (a gold passage holds an evidence string; for BEIR, belongs to a

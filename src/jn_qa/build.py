@@ -118,7 +118,7 @@ def build(
 ) -> BuildReport:
     """Build a new index version from the corpus and publish it, or report that nothing changed.
 
-    Nothing outside index/tmp/ changes until the staged version has passed verification; then one
+    Nothing outside the index's staging folder (`Layout.tmp`) changes until the staged version has passed verification; then one
     rename publishes it and one atomic replace of CURRENT switches to it. A build killed at any point
     leaves CURRENT and every published version as they were. `on_stage(stage, staging folder)` is
     called at each step (STAGES), for progress reports and for tests that interrupt a build there.
