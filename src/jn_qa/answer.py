@@ -6,7 +6,6 @@ and the citation string is assembled from the source's bibliographic fields only
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
@@ -14,7 +13,7 @@ import numpy as np
 
 from .abstention import Abstention, answer_features, default_abstention
 from .ranking import FEATURES, Candidates
-from .schema import Answer, Result, SourceMeta, Span
+from .schema import PUBLISHED, Answer, Result, SourceMeta, Span
 from .search import Retrieved
 from .store import IndexVersion
 
@@ -185,7 +184,7 @@ def human_date(value: str | None) -> str | None:
     """'2024-07-08' -> 'July 8, 2024'; '2023-07' -> 'July 2023'; anything else as stated."""
     if not value:
         return None
-    m = re.fullmatch(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?", value.strip())
+    m = PUBLISHED.fullmatch(value.strip())
     if not m:
         return value
     year, month, day = m.groups()

@@ -25,13 +25,12 @@ from urllib.parse import urlsplit
 from . import ingest
 from .errors import CorpusError, InvalidInput, NotFound, TooLarge, UnsupportedSource, write_error
 from .files import clear_stale_temps, fsync_dir, write_atomic
-from .schema import META_FIELDS
+from .schema import META_FIELDS, PUBLISHED
 
 MAX_FIELD_CHARS = 500
 MAX_URL_CHARS = 2000
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _LINE_BREAKING = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
 
 
 @dataclass(frozen=True)
@@ -120,7 +119,7 @@ def clean_overrides(overrides: Mapping[str, Any] | None) -> dict[str, str]:
 
 
 def _check_date(value: str) -> None:
-    m = _DATE.fullmatch(value)
+    m = PUBLISHED.fullmatch(value)
     if m:
         year, month, day = (int(x) if x else 1 for x in m.groups())
         try:

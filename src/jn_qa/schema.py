@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 META_FIELDS = ("title", "author", "publisher", "published", "url")
+PUBLISHED = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")  # `published`: ISO 8601 at the precision stated
 
 
 @dataclass(frozen=True)
