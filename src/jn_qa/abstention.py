@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .lexical import tokenize
+from .lexical import stopwords, tokenize
 from .ranking import LinearModel, bundled_models
 
 ANSWER_FEATURES = (
@@ -31,7 +31,6 @@ ANSWER_FEATURES = (
     "lexical_match",  # BM25 of the best passage / the most BM25 the query's terms could score
     "coverage",  # IDF-weighted share of query terms in the best passage
 )
-BM25_K1 = 1.2  # as lexical.Lexical builds it: a term scores at most idf * (k1 + 1)
 
 _DATE_Q = re.compile(
     r"^(?:when|since when|until when)\b|\b(?:what|which) (?:year|years|date|month|day|decade)\b|"
@@ -84,7 +83,7 @@ def has_type(text: str, kind: str, question: str = "") -> bool:
     """
     asked = {w.lower() for w in _WORD.findall(question)}
     if kind == "name":
-        stop = _function_words()
+        stop = stopwords()
         return any(
             any(w.lower() not in asked and w.lower() not in stop for w in _WORD.findall(m.group(0)))
             for m in _NAME.finditer(text)
@@ -92,11 +91,6 @@ def has_type(text: str, kind: str, question: str = "") -> bool:
     pattern = _DATE if kind == "date" else _NUMBER
     return any(any(w.lower() not in asked for w in _WORD.findall(m.group(0))) for m in pattern.finditer(text))
 
-
-def _function_words() -> frozenset[str]:
-    from bm25s.stopwords import STOPWORDS_EN
-
-    return frozenset(STOPWORDS_EN)
 
 
 def specifics(question: str) -> list[str]:

@@ -51,8 +51,6 @@ UPLOAD_BODY = {  # the form read_upload parses by hand, documented so /docs offe
 
 def register(app: FastAPI, engine: Engine, settings: Settings) -> None:
     """Add the admin routes to `app` (called once from create_app)."""
-    from .api import error_body  # api imports this module; by now it is fully loaded
-
     limit = corpus.limit_bytes(settings.max_upload_mb)
     rebuilder = Rebuilder(engine, settings)
 
@@ -64,13 +62,6 @@ def register(app: FastAPI, engine: Engine, settings: Settings) -> None:
         if not ok:
             raise Unauthorized("admin routes need a valid token: send 'Authorization: Bearer TOKEN'")
 
-    async def unauthorized(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, Unauthorized)
-        return JSONResponse(
-            error_body(exc.status, exc.message), status_code=exc.status, headers={"WWW-Authenticate": 'Bearer realm="jn-qa"'}
-        )
-
-    app.add_exception_handler(Unauthorized, unauthorized)
     admin = [Depends(authorized)]
 
     @app.post(
@@ -98,14 +89,14 @@ def register(app: FastAPI, engine: Engine, settings: Settings) -> None:
     async def rebuild(full: bool = False) -> dict[str, Any]:
         """Build and publish a new version (incremental unless full=true) and switch to it; 409 while one runs."""
         report = await rebuilder.run(full)
-        return {**report.to_dict(), "serving": engine.state.version.name if engine.ready else None}
+        return {**report.to_dict(), "serving": engine.serving}
 
     @app.get("/api/index/status", dependencies=admin, tags=["admin"], responses=fails(401, 403))
     def index_status() -> dict[str, Any]:
         layout = Layout(settings.index)
         return {
             "building": rebuilder.busy,
-            "serving": engine.state.version.name if engine.ready else None,
+            "serving": engine.serving,
             "current": layout.current_name(),
             "versions": layout.list_versions(),
         }

@@ -7,7 +7,6 @@ Every JSON error has one shape: {"error": {"status": int, "message": str}}. Unde
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import time
 from collections.abc import AsyncIterator
@@ -31,7 +30,6 @@ from .openapi import AnswerOut, Health, SourceList, SourceText, ok
 from .schema import Answer
 from .search import MAX_QUERY_CHARS
 
-log = logging.getLogger("jn_qa")
 WEB = pages.WEB
 JSON_PATHS = ("/api/", "/openapi.json")
 CSP = (
@@ -96,7 +94,7 @@ def create_app(settings: Settings, engine: Engine | None = None, watch: bool = T
 
     @app.exception_handler(JnqaError)
     async def jnqa_error(request: Request, exc: JnqaError) -> Response:
-        return error_response(request, exc.status, exc.message)
+        return error_response(request, exc.status, exc.message, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:

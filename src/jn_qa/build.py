@@ -26,7 +26,6 @@ from .vectors import VectorIndex, choose_kind
 
 
 log = logging.getLogger("jn_qa")
-KEY_BYTES = 32  # a passage's content key: a sha256 digest
 STAGES = ("started", "embedded", "written", "verified", "renamed", "published", "pruned")
 
 
@@ -94,7 +93,7 @@ def passage_key(text: str, spans: list[tuple[int, int]]) -> bytes:
     return h.digest()
 
 
-def _previous(layout: Layout, settings: Settings, model_hash: str) -> tuple[IndexVersion | None, str]:
+def _previous(layout: Layout, model_hash: str) -> tuple[IndexVersion | None, str]:
     """The current version if its vectors can be reused (same model), else (None, why not)."""
     name = layout.current_name()
     if name is None:
@@ -132,7 +131,7 @@ def build(
     with layout.lock():
         layout.clean_leftovers()
         model_hash = embedder.file_hash
-        prev, why = (None, "--full requested") if full else _previous(layout, settings, model_hash)
+        prev, why = (None, "--full requested") if full else _previous(layout, model_hash)
         prev_fp = dict(prev.manifest["sources"]) if prev else {}
         if full and layout.current_name():
             try:
@@ -224,12 +223,10 @@ def _assemble(
     fingerprints: list[str] = []
     passages: list[Passage] = []
     keys: list[bytes] = []
+    inputs: list[tuple[str, list[tuple[int, int]]]] = []  # what the model sees (and BM25 indexes) per passage
     vectors: list[np.ndarray | None] = []
     sent_vectors: list[np.ndarray | None] = []
-    cache: dict[bytes, int] = {}
-    if prev is not None:
-        # numpy's "S32" drops trailing NUL bytes on read: pad back, or 1 key in 256 never matches
-        cache = {bytes(k).ljust(KEY_BYTES, b"\0"): i for i, k in enumerate(prev.passage_keys)}
+    cache = prev.content_keys() if prev is not None else {}
     to_load = [e for e in entries if not same_text or prev is None or prev.manifest["sources"].get(e.id) != e.fingerprint]
     loaded = {e.id: src for e, src in zip(to_load, ingest.load(to_load))}
     for entry in entries:
@@ -248,6 +245,7 @@ def _assemble(
         for p in new_passages:
             text, spans = embed_input(src, p)
             key = passage_key(text, spans)
+            inputs.append((text, spans))
             passages.append(p)
             keys.append(key)
             hit = cache.get(key)
@@ -262,21 +260,20 @@ def _assemble(
     report.passages_embedded = len(todo)
     report.passages_reused = len(passages) - len(todo)
     if todo:
-        inputs = [embed_input(sources[passages[i].source], passages[i]) for i in todo]
         enc = embedder.encode_passages(
-            [t for t, _ in inputs], [s for _, s in inputs], batch_size=settings.batch_size, progress=progress
+            [inputs[i][0] for i in todo], [inputs[i][1] for i in todo], batch_size=settings.batch_size, progress=progress
         )
         for j, i in enumerate(todo):
             vectors[i] = enc.passages[j]
             sent_vectors[i] = enc.sentences[j]
     dim = embedder.dim if not passages else len(vectors[0])  # type: ignore[arg-type]
-    matrix = np.stack(vectors).astype(np.float32) if passages else np.zeros((0, dim), np.float32)  # type: ignore[arg-type]
+    matrix = np.stack(vectors).astype(np.float32, copy=False) if passages else np.zeros((0, dim), np.float32)  # type: ignore[arg-type]
     sent_matrix = (
-        np.concatenate([v for v in sent_vectors if v is not None and len(v)]).astype(np.float32)
+        np.concatenate([v for v in sent_vectors if v is not None and len(v)]).astype(np.float32, copy=False)
         if any(v is not None and len(v) for v in sent_vectors)
         else np.zeros((0, dim), np.float32)
     )
-    lexical = Lexical.build([tokenize(lexical_text(sources[p.source], p)) for p in passages])
+    lexical = Lexical.build([tokenize(text) for text, _ in inputs])  # a passage's own words
     dense = VectorIndex.build(matrix, choose_kind(len(passages), settings.index_type))
     sentence_terms = term_rows(
         (sources[p.source].doc.text[s.start : s.end] for p in passages for s in p.sentences), lexical.retriever.vocab_dict
@@ -300,11 +297,6 @@ def _title_vectors(sources: list[Source], prev: IndexVersion | None, embedder: E
     if not sources:
         return np.zeros((0, dim), dtype=np.float32)
     return np.stack([known[s.meta.title] for s in sources]).astype(np.float32)
-
-
-def lexical_text(source: Source, passage: Passage) -> str:
-    """What BM25 indexes for a passage: its own words."""
-    return source.doc.text[passage.start : passage.end]
 
 
 def _reload_source(prev: IndexVersion, i: int) -> Source:

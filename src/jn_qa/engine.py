@@ -15,7 +15,7 @@ from pathlib import Path
 from . import answer as answer_mod
 from .config import Settings
 from .embedding import Embedder
-from .errors import IndexUnavailable, InvalidInput
+from .errors import IndexUnavailable, InvalidInput, ModelMismatch
 from .schema import Answer
 from .rerank import CrossEncoderStage
 from .search import Searcher
@@ -38,6 +38,7 @@ class Engine:
         self.cross_encoder = CrossEncoderStage.from_setting(settings.reranker)
         self._state: State | None = None
         self._lock = threading.Lock()
+        self._reload_lock = threading.Lock()  # the watcher and a finished rebuild may both see a new version
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._rejected: str | None = None  # a published version found unusable; not re-checked every poll
@@ -55,6 +56,12 @@ class Engine:
     def ready(self) -> bool:
         return self._state is not None
 
+    @property
+    def serving(self) -> str | None:
+        """The name of the index version answering now, if any."""
+        state = self._state
+        return state.version.name if state else None
+
     def load(self) -> State:
         """Open the current version (or, if it is damaged, the newest intact older one) and swap it in."""
         layout = Layout(self.settings.index)
@@ -66,11 +73,11 @@ class Engine:
         for candidate in candidates:
             try:
                 version = self._open(layout.version(candidate))
+            except ModelMismatch:
+                raise  # another model: older versions would not help
             except IndexUnavailable as e:
                 if not first_error:
                     first_error = e.message
-                if "configured model" in e.message:
-                    raise  # another model: older versions would not help
                 continue
             note = "" if candidate == name else f"serving {candidate}: current version {name} is unusable ({first_error})"
             if note:
@@ -102,21 +109,22 @@ class Engine:
 
         Versions are immutable, so one found unusable stays so: it is checked once, not at every poll.
         """
-        name = Layout(self.settings.index).current_name()
-        current = self._state.version.name if self._state else None
-        if name is None or name == current or name == self._rejected:
-            return False
-        try:
-            state = self.load()
-        except IndexUnavailable as e:
-            self._rejected = name
-            self.last_error = e.message
-            log.error("new index version %s not loaded: %s", name, e.message)
-            return False
-        if state.version.name != name:
-            self._rejected = name
-        log.info("now serving index version %s", state.version.name)
-        return state.version.name != current
+        with self._reload_lock:  # one load (and checksum pass) per new version, whoever notices it first
+            name = Layout(self.settings.index).current_name()
+            current = self.serving
+            if name is None or name == current or name == self._rejected:
+                return False
+            try:
+                state = self.load()
+            except IndexUnavailable as e:
+                self._rejected = name
+                self.last_error = e.message
+                log.error("new index version %s not loaded: %s", name, e.message)
+                return False
+            if state.version.name != name:
+                self._rejected = name
+            log.info("now serving index version %s", state.version.name)
+            return state.version.name != current
 
     def start_watching(self) -> None:
         if self._watcher is not None:

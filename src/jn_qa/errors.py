@@ -5,6 +5,7 @@ from __future__ import annotations
 
 class JnqaError(Exception):
     status: int = 500
+    headers: dict[str, str] | None = None  # sent with the HTTP error response
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -29,6 +30,7 @@ class Forbidden(JnqaError):
 
 class Unauthorized(JnqaError):
     status = 401
+    headers = {"WWW-Authenticate": 'Bearer realm="jn-qa"'}
 
 
 class TooLarge(JnqaError):
@@ -66,6 +68,10 @@ class IndexUnavailable(JnqaError):
     """No usable index: missing, built with another model, or failing its checksums."""
 
     status = 503
+
+
+class ModelMismatch(IndexUnavailable):
+    """The index's vectors came from another model: no version built with it will do either."""
 
 
 class BuildError(JnqaError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -12,6 +13,7 @@ import numpy as np
 
 TOKEN = re.compile(r"(?u)\b\w+\b")
 _local = threading.local()
+K1, B = 1.2, 0.75  # BM25 parameters (bm25s defaults)
 
 
 def _stemmer() -> Any:
@@ -23,18 +25,17 @@ def _stemmer() -> Any:
     return stemmer
 
 
-def _stopwords() -> frozenset[str]:
-    sw = getattr(_local, "stopwords", None)
-    if sw is None:
-        from bm25s.stopwords import STOPWORDS_EN
+@functools.cache
+def stopwords() -> frozenset[str]:
+    """English stop words, as BM25 drops them (an immutable set: one for every thread)."""
+    from bm25s.stopwords import STOPWORDS_EN
 
-        sw = _local.stopwords = frozenset(STOPWORDS_EN)
-    return sw
+    return frozenset(STOPWORDS_EN)
 
 
 def tokenize(text: str) -> list[str]:
     """Lower-cased, stop-worded, stemmed terms; digits and one-letter tokens like '5' are kept."""
-    sw = _stopwords()
+    sw = stopwords()
     words = [w for w in TOKEN.findall(text.lower()) if w not in sw]
     return list(_stemmer().stemWords(words)) if words else []
 
@@ -65,7 +66,7 @@ class Lexical:
     def build(cls, tokens: Sequence[Sequence[str]]) -> Lexical:
         import bm25s
 
-        retriever = bm25s.BM25(k1=1.2, b=0.75)
+        retriever = bm25s.BM25(k1=K1, b=B)
         docs = [list(t) if t else ["\u2400"] for t in tokens]  # bm25s needs one token per document
         retriever.index(docs, show_progress=False)
         return cls(retriever)

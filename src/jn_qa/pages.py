@@ -20,6 +20,7 @@ from .engine import Engine
 WEB = Path(__file__).resolve().parent / "web"
 _templates = Jinja2Templates(directory=str(WEB / "templates"))
 _templates.env.trim_blocks = _templates.env.lstrip_blocks = True
+_templates.env.auto_reload = False  # templates ship with the package: no stat() of each file per render
 _templates.env.globals.update(version=__version__, percent=views.percent)
 _templates.env.filters["sentence"] = views.sentence
 
@@ -105,7 +106,7 @@ def _home(
         "answer": None,
         "cards": [],
         "error": error,
-        "index_version": engine.state.version.name if engine.ready else None,
+        "index_version": engine.serving,
         "titles": _titles(engine, sources),
     }
     if q is not None and error is None:  # a JnqaError here comes back through error_page, with the question kept

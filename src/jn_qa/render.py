@@ -7,6 +7,7 @@ from typing import Any
 
 from .answer import human_date
 from .schema import Answer, Result
+from .views import segments
 
 BOLD_YELLOW, RESET = "\033[1;33m", "\033[0m"
 
@@ -14,14 +15,7 @@ BOLD_YELLOW, RESET = "\033[1;33m", "\033[0m"
 def marked(result: Result, color: bool) -> str:
     """The passage with its supporting sentences marked (ANSI on a terminal, »…« otherwise)."""
     open_, close = (BOLD_YELLOW, RESET) if color else ("»", "«")
-    out, pos = [], result.start
-    text = result.text
-    for h in result.highlights:
-        out.append(text[pos - result.start : h.start - result.start])
-        out.append(open_ + text[h.start - result.start : h.end - result.start] + close)
-        pos = h.end
-    out.append(text[pos - result.start :])
-    return "".join(out)
+    return "".join(open_ + s.text + close if s.mark else s.text for s in segments(result.text, result.start, result.highlights))
 
 
 def answer_text(answer: Answer, color: bool = False, explain: bool = False) -> str:

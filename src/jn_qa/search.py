@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .abstention import BM25_K1, specifics
+from .abstention import specifics
 from .embedding import Embedder
 from .errors import InvalidInput
+from .lexical import K1 as BM25_K1
 from .lexical import term_rows, tokenize
 from .ranking import FEATURES, Candidates, LinearModel, default_ranker
 from .rerank import CrossEncoderStage
@@ -154,7 +155,7 @@ class Searcher:
             scores, order = self.cross_encoder.rerank(q, texts, scores, order)
         missing = self.specifics_missing(q, int(self.source_of[int(cands.ids[order[0]])])) if len(order) else 0.0
         timings["rerank"] = time.perf_counter() - t
-        ceiling = qt.total * (BM25_K1 + 1)
+        ceiling = qt.total * (BM25_K1 + 1)  # a fixed scale per query, above any BM25 it can reach
         return Retrieved(q, terms, qv, cands, scores, order, ranker, ceiling, missing, timings)
 
     def specifics_missing(self, query: str, source: int) -> float:

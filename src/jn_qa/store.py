@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -31,13 +30,14 @@ from typing import Any
 
 import numpy as np
 
-from .errors import Busy, IndexUnavailable, NotFound
-from .files import clear_stale_temps, fsync_dir, write_atomic
+from .errors import Busy, IndexUnavailable, ModelMismatch, NotFound
+from .files import clear_stale_temps, file_sha256, fsync_dir, write_atomic
 from .lexical import Lexical
 from .schema import Passage, Source, SourceMeta, Span
 from .vectors import VectorIndex
 
 FORMAT = 1
+KEY_BYTES = 32  # a passage's content key: a sha256 digest
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 
@@ -109,14 +109,6 @@ def new_version_name(after: str | None = None) -> str:
     return name
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 # ---------------------------------------------------------------- writing
 
 
@@ -176,7 +168,7 @@ def write_version(folder: Path, data: VersionData) -> dict[str, Any]:
     np.save(folder / "sentences.npy", np.asarray(sent_rows, dtype=np.int64).reshape(-1, 2))
     np.save(folder / "vectors.npy", np.ascontiguousarray(data.vectors, dtype=np.float32))
     np.save(folder / "sentence_vectors.npy", np.ascontiguousarray(data.sentence_vectors, dtype=np.float16))
-    np.save(folder / "passage_keys.npy", np.asarray(data.passage_keys, dtype="S32").reshape(-1))
+    np.save(folder / "passage_keys.npy", np.asarray(data.passage_keys, dtype=f"S{KEY_BYTES}").reshape(-1))
     if data.title_vectors is not None:
         np.save(folder / "title_vectors.npy", np.ascontiguousarray(data.title_vectors, dtype=np.float32))
     if data.sentence_terms is not None:
@@ -260,7 +252,7 @@ def check_model(manifest: dict[str, Any], model_name: str, model_hash: str) -> N
     """Refuse an index whose vectors came from another model: their scores would be meaningless."""
     built = manifest.get("model", {})
     if built.get("hash") != model_hash:
-        raise IndexUnavailable(
+        raise ModelMismatch(
             f"the index was built with model {built.get('name')!r} (weights {str(built.get('hash'))[:12]}), "
             f"but the configured model is {model_name!r} (weights {model_hash[:12]}); "
             f"rebuild with 'jn-qa build --full' or set JNQA_MODEL={built.get('name')}"
@@ -310,6 +302,11 @@ class IndexVersion:
         return version
 
     # sources
+    def content_keys(self) -> dict[bytes, int]:
+        """Each passage's content key -> its row. numpy's "S" type drops trailing NUL bytes on read (1 key in 256
+        ends in one): padded back here, or such a passage would never be found again."""
+        return {bytes(k).ljust(KEY_BYTES, b"\0"): i for i, k in enumerate(self.passage_keys)}
+
     def source_index(self, source_id: str) -> int:
         try:
             return self.ids[source_id]

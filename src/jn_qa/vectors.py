@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-KINDS = ("flat", "hnsw", "ivf-sq8", "ivf-pq")
+from .config import INDEX_KINDS as KINDS
 
 # Corpus size (passages) up to which `choose_kind("auto")` keeps an exact index: its CPU time per query grows
 # by ~0.11 ms per 1,000 passages (0.8 ms at 10k, 11 ms at 100k, 114 ms at 1M), so about 5 ms here.
