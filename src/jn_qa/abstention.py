@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -110,6 +111,7 @@ class Abstention:
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
 
+@lru_cache(maxsize=1)
 def default_abstention() -> Abstention:
     return Abstention(LinearModel.from_dict({**bundled_models()["abstention"], "standardised": False}, ANSWER_FEATURES))
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .abstention import Abstention, answer_features, default_abstention
+from .abstention import answer_features, default_abstention
 from .ranking import FEATURES, Candidates
 from .schema import PUBLISHED, Answer, Result, SourceMeta, Span
 from .search import Retrieved
@@ -27,7 +27,6 @@ def compose(
     retrieved: Retrieved,
     k: int,
     threshold: float,
-    abstention: Abstention | None = None,
     max_per_source: int = 0,
     explain: bool = False,
 ) -> Answer:
@@ -58,7 +57,7 @@ def compose(
     if chosen:
         top, spans = chosen[0]
         feats = top_features(version, retrieved, top, spans)
-        confidence = (abstention or default_abstention()).confidence(feats)
+        confidence = default_abstention().confidence(feats)
     standardised = retrieved.ranker.inputs(cands.features) if explain and retrieved.ranker is not None else None
     results = []
     for rank, (pos, spans) in enumerate(chosen, 1):

@@ -6,8 +6,10 @@ Every rule is deterministic and line-based, so the same input always gives the s
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .schema import Document, Span
@@ -62,7 +64,8 @@ def unwrap_inline(line: str, markdown: bool) -> str:
     return _ESCAPE.sub(r"\1", line)
 
 
-def _fold(s: str) -> str:
+def fold(s: str) -> str:
+    """Whitespace-folded, case-folded: two lines that differ only in spacing or case compare equal."""
     return " ".join(s.split()).casefold()
 
 
@@ -108,10 +111,8 @@ def _continues(prev: str, nxt: str) -> bool:
 def clean_text(raw: str, *, markdown: bool = False, detect_headings: bool = True) -> Document:
     """Turn raw text (pages separated by form feeds) into a Document with heading and page offsets."""
     lines: list[_Line | None] = []  # None is a blank line
-    page = 0
-    for chunk_index, chunk in enumerate(raw.split(PAGE_BREAK)):
-        if chunk_index:
-            page = chunk_index
+    for page, chunk in enumerate(raw.split(PAGE_BREAK)):
+        if page:
             lines.append(_Line("", page_marks=[(0, page)]))  # zero-width marker, merged below
         for line in normalize(chunk).split("\n"):
             if not line:
@@ -146,12 +147,12 @@ def _mark_headings(lines: list[_Line | None]) -> None:
         )
 
 
-def _attach_page_markers(lines: list[_Line | None]) -> list[_Line | None]:
-    """Move each page marker onto the first real line that follows it."""
+def _carry_marks(lines: list[_Line | None], gone: Callable[[_Line], bool]) -> list[_Line | None]:
+    """Blank out the lines `gone` picks, moving their page marks onto the next real line that stays."""
     out: list[_Line | None] = []
     pending: list[tuple[int, int]] = []
     for ln in lines:
-        if ln is not None and not ln.text and ln.page_marks:
+        if ln is not None and gone(ln):
             pending.extend(ln.page_marks)
             out.append(None)
             continue
@@ -162,10 +163,15 @@ def _attach_page_markers(lines: list[_Line | None]) -> list[_Line | None]:
     return out
 
 
+def _attach_page_markers(lines: list[_Line | None]) -> list[_Line | None]:
+    """Move each page marker onto the first real line that follows it."""
+    return _carry_marks(lines, lambda ln: not ln.text and bool(ln.page_marks))
+
+
 def _drop_repeats(lines: list[_Line | None]) -> list[_Line | None]:
     """Drop repeated headlines and captions, and pull quotes that repeat a sentence of the body."""
     real = [ln for ln in lines if ln is not None]
-    folded = [_fold(ln.text) for ln in real]
+    folded = [fold(ln.text) for ln in real]
     seen: set[str] = set()
     drop: set[int] = set()
     previous: str | None = None
@@ -177,18 +183,7 @@ def _drop_repeats(lines: list[_Line | None]) -> list[_Line | None]:
             drop.add(id(ln))
         seen.add(f)
         previous = f
-    out: list[_Line | None] = []
-    carry: list[tuple[int, int]] = []
-    for ln in lines:
-        if ln is not None and id(ln) in drop:
-            carry.extend(ln.page_marks)
-            out.append(None)
-            continue
-        if ln is not None and carry:
-            ln.page_marks = [(0, p) for _, p in carry] + ln.page_marks
-            carry = []
-        out.append(ln)
-    return out
+    return _carry_marks(lines, lambda ln: id(ln) in drop)
 
 
 def _join_broken_paragraphs(lines: list[_Line | None]) -> list[_Line | None]:
@@ -237,5 +232,5 @@ def _assemble(lines: list[_Line | None]) -> Document:
     page_starts: tuple[int, ...] = ()
     if pages:
         page_starts = tuple([0] + [pages.get(p, pages.get(p - 1, 0)) for p in range(1, max(pages) + 1)])
-        page_starts = tuple(max(page_starts[: i + 1]) for i in range(len(page_starts)))
+        page_starts = tuple(itertools.accumulate(page_starts, max))  # never decreasing
     return Document(text=text, headings=tuple(headings), pages=page_starts)

@@ -10,7 +10,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from .config import Settings, describe, shown
+from .config import ENV_PREFIX, Settings, describe, shown
 from .errors import JnqaError
 
 app = typer.Typer(
@@ -112,7 +112,7 @@ def serve(
     s = settings(index=index, corpus=corpus, model=model, host=host, port=port, workers=workers)
     if s.workers > 1:
         for name, value in (("INDEX", s.index), ("CORPUS", s.corpus), ("MODEL", s.model)):
-            os.environ[f"JNQA_{name}"] = str(value)
+            os.environ[f"{ENV_PREFIX}{name}"] = str(value)
         uvicorn.run("jn_qa.api:app_from_env", factory=True, host=s.host, port=s.port, workers=s.workers, log_level="info")
         return
     from .api import create_app
@@ -200,7 +200,7 @@ def eval_beir(
 def show_settings(as_json: JsonOpt = False) -> None:
     """Every setting: its environment variable, current value and meaning."""
     current = settings()
-    rows = [(f"JNQA_{name.upper()}", shown(current, name), help_) for name, _, help_ in describe()]
+    rows = [(f"{ENV_PREFIX}{name.upper()}", shown(current, name), help_) for name, _, help_ in describe()]
     if as_json:
         typer.echo(json.dumps([{"env": e, "value": v, "help": h} for e, v, h in rows], indent=2))
         return

@@ -157,8 +157,8 @@ def kind_of(name: str) -> str:
     return kind
 
 
-def check(item: Incoming, overrides: Mapping[str, str], max_bytes: int) -> tuple[str, dict[str, str], str]:
-    """Everything the build will do to this file short of chunking: (kind, sidecar fields, title)."""
+def check(item: Incoming, overrides: Mapping[str, str], max_bytes: int) -> tuple[str, dict[str, str], str, str]:
+    """Everything the build will do to this file short of chunking: (kind, sidecar fields, title, content hash)."""
     kind = kind_of(item.name)
     if len(item.data) > max_bytes:
         raise TooLarge(f"{item.name}: {len(item.data):,} bytes is over the limit of {max_bytes:,} bytes")
@@ -167,7 +167,7 @@ def check(item: Incoming, overrides: Mapping[str, str], max_bytes: int) -> tuple
     extracted = ingest.extract(item.data, kind, item.name)
     source = ingest.source_from("check", extracted, item.data, item.name, dict(overrides))
     fields = {k: v for k, v in {**extracted.stated, **overrides}.items() if k in META_FIELDS and v}
-    return kind, fields, source.meta.title
+    return kind, fields, source.meta.title, source.content_hash
 
 
 # ---------------------------------------------------------------- the folder (I/O)
@@ -224,8 +224,7 @@ def add_items(
         clear_stale_temps(corpus)
         hashes, taken = _existing(corpus)
         written: list[Path] = []
-        for item, kind, fields, title in checked:
-            digest = ingest.sha256(item.data)
+        for item, kind, fields, title, digest in checked:
             if digest in hashes:
                 report.duplicates.append(Duplicate(item.name, hashes[digest]))
                 continue
@@ -262,7 +261,7 @@ def remove(source_id: str, corpus: Path) -> Removed:
             raise NotFound(f"no source {source_id!r} in {corpus}")
         if entry.kind == "beir":
             raise InvalidInput(f"{source_id!r} is a line of {entry.path.name}; edit that file to remove it")
-        side = entry.path.with_name(entry.id + ingest.SIDECAR)
+        side = ingest.sidecar_path(entry.path)
         entry.path.unlink()  # the source first: a sidecar alone is ignored
         files = [entry.path.name]
         if side.exists():
@@ -277,11 +276,8 @@ def _existing(corpus: Path) -> tuple[dict[str, str], set[str]]:
     entries, _ = ingest.scan(corpus)
     hashes: dict[str, str] = {}
     for e in entries:
-        if e.kind != "beir":
-            try:
-                hashes.setdefault(ingest.sha256(e.path.read_bytes()), e.id)
-            except OSError as err:
-                raise CorpusError(f"cannot read {e.path.name}: {err.strerror}") from None
+        if e.content_hash:
+            hashes.setdefault(e.content_hash, e.id)
     taken = {e.id.lower() for e in entries}
     for path in corpus.iterdir():
         name = path.name

@@ -154,12 +154,14 @@ class Engine:
         k: int | None = None,
         sources: Sequence[str] | None = None,
         explain: bool = False,
+        mode: str = "hybrid",
     ) -> Answer:
+        """`mode` other than 'hybrid' ranks by one baseline (lexical, dense, rrf), for evaluation."""
         k = self.settings.k if k is None else k
         if not 1 <= k <= 100:
             raise InvalidInput("k must be between 1 and 100")
         state = self.state  # one snapshot for the whole request
-        retrieved = state.searcher.retrieve(question, sources=sources)
+        retrieved = state.searcher.retrieve(question, sources=sources, mode=mode)
         return answer_mod.compose(
             state.version,
             retrieved,

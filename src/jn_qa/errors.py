@@ -43,10 +43,6 @@ class UnsupportedSource(JnqaError):
     status = 415
 
 
-class DuplicateSource(JnqaError):
-    status = 409
-
-
 class CorpusError(JnqaError):
     status = 500
 

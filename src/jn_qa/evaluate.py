@@ -351,18 +351,12 @@ def evaluate_gold(settings: Settings, gold: Path, k: int = 5, mode: str = "hybri
 
     `mode` other than 'hybrid' ranks by one baseline (lexical, dense, rrf) with the same composition.
     """
-    from .answer import compose
     from .engine import Engine
 
     items = load_gold(gold)
     engine = Engine(settings)
-    state = engine.load()
-
-    def ask(question: str, kk: int) -> Answer:
-        got = state.searcher.retrieve(question, mode=mode)
-        return compose(state.version, got, k=kk, threshold=settings.threshold, max_per_source=settings.max_per_source)
-
-    return gold_report(run_gold(ask, items, k), ks=sorted({1, 3, 5, k}))
+    engine.load()
+    return gold_report(run_gold(lambda q, kk: engine.ask(q, k=kk, mode=mode), items, k), ks=sorted({1, 3, 5, k}))
 
 
 def beir_index(settings: Settings, folder: Path, index: Path | None = None) -> Path:

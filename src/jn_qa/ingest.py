@@ -134,7 +134,8 @@ def _extract_html(data: bytes, name: str) -> Extracted:
     return Extracted(text, True, stated)
 
 
-_DATE_META = {"article:published_time", "citation_publication_date", "citation_date", "dc.date", "date", "pubdate"}
+_DATE_META = {"article:published_time", "citation_publication_date", "citation_date", "dc.date", "date", "pubdate", "datepublished"}
+_TIME_TAG = re.compile(r"<time[^>]*datetime=[\"']([^\"']+)[\"']", re.I)
 _META_TAG = re.compile(r"<meta\s[^>]*>", re.I)
 _ATTR = re.compile(r"""([\w:.-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 _CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.I)
@@ -150,9 +151,9 @@ def _html_published(html: str) -> str | None:
     for tag in _META_TAG.findall(html):
         attrs = {k.lower(): a or b for k, a, b in _ATTR.findall(tag)}
         key = (attrs.get("property") or attrs.get("name") or attrs.get("itemprop") or "").lower()
-        if key in _DATE_META | {"datepublished"} and attrs.get("content", "").strip():
+        if key in _DATE_META and attrs.get("content", "").strip():
             return attrs["content"].strip()[:10]
-    m = re.search(r"<time[^>]*datetime=[\"']([^\"']+)[\"']", html, re.I)
+    m = _TIME_TAG.search(html)
     return m.group(1).strip()[:10] if m else None
 
 
@@ -236,10 +237,6 @@ def _sidecar_bytes(path: Path) -> bytes:
         return b""
 
 
-def read_sidecar(path: Path) -> dict[str, Any]:
-    return parse_sidecar(_sidecar_bytes(path), sidecar_path(path).name)
-
-
 def parse_sidecar(raw: bytes, name: str) -> dict[str, Any]:
     if not raw:
         return {}
@@ -260,6 +257,7 @@ class Entry:
     path: Path
     kind: str
     fingerprint: str  # hash of the file's bytes and its sidecar; or of one BEIR line
+    content_hash: str = ""  # sha256 of the file's bytes alone (duplicate detection); empty for a BEIR line
 
 
 def scan(corpus: Path) -> tuple[list[Entry], list[str]]:
@@ -287,10 +285,11 @@ def scan(corpus: Path) -> tuple[list[Entry], list[str]]:
             skipped.append(f"{name}: file name is not a valid source id")
             continue
         try:
-            digest = sha256(path.read_bytes() + _sidecar_bytes(path))
+            data = path.read_bytes()
+            digest = sha256(data + _sidecar_bytes(path))
         except OSError as e:
             raise CorpusError(f"cannot read {name}: {e.strerror}") from None
-        entries.append(Entry(path.stem, path, kind, digest))
+        entries.append(Entry(path.stem, path, kind, digest, sha256(data)))
     seen: dict[str, Entry] = {}
     for e in entries:
         if e.id in seen:

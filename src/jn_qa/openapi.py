@@ -87,7 +87,7 @@ _ERRORS = {
     401: "Admin route without a valid 'Authorization: Bearer TOKEN' header.",
     403: "Admin routes are disabled (no JNQA_ADMIN_TOKEN configured).",
     404: "Unknown source id (or route).",
-    409: "A build is already running, or the source already exists.",
+    409: "Another build or corpus change is running; retry later.",
     413: "Upload larger than JNQA_MAX_UPLOAD_MB, or too many files.",
     415: "A file jn-qa cannot read: unsupported type, empty, corrupt, binary or undecodable.",
     422: "Invalid input; the message names the parameter (empty or over-long question, k outside 1-100 or not an integer, malformed body).",

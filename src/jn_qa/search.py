@@ -41,7 +41,6 @@ class Retrieved:
 
     query: str
     terms: list[str]
-    vector: np.ndarray
     candidates: Candidates
     scores: np.ndarray  # second-stage score per candidate
     order: np.ndarray  # candidate positions, best first
@@ -156,7 +155,7 @@ class Searcher:
         missing = self.specifics_missing(q, int(self.source_of[int(cands.ids[order[0]])])) if len(order) else 0.0
         timings["rerank"] = time.perf_counter() - t
         ceiling = qt.total * (BM25_K1 + 1)  # a fixed scale per query, above any BM25 it can reach
-        return Retrieved(q, terms, qv, cands, scores, order, ranker, ceiling, missing, timings)
+        return Retrieved(q, terms, cands, scores, order, ranker, ceiling, missing, timings)
 
     def specifics_missing(self, query: str, source: int) -> float:
         """IDF-weighted share of the query's specifics (names, numbers) that occur nowhere in the source.

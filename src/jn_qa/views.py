@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlencode, urlsplit
 
 from .answer import human_date
+from .cleaning import fold
 from .errors import InvalidInput
 from .schema import Answer, Result, SourceMeta, Span
 
@@ -104,17 +105,13 @@ def blocks(text: str, headings: Sequence[Span], title: str, mark: Span | None = 
         if not line:
             continue
         kind = "heading" if start in heading_starts else "paragraph"
-        if kind == "heading" and not out and _same(line, title):
+        if kind == "heading" and not out and fold(line) == fold(title):
             kind = "title"
         spans = [mark] if mark is not None else []
         anchor = not anchored and mark is not None and mark.start < end and mark.end > start
         anchored = anchored or anchor
         out.append(Block(kind, start, end, segments(line, start, spans), anchor))
     return out
-
-
-def _same(a: str, b: str) -> bool:
-    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
 
 
 def passage_span(text_length: int, start: int | None, end: int | None) -> Span | None:
@@ -157,7 +154,7 @@ def card(result: Result) -> Card:
         publisher=meta.publisher,
         published=meta.published,
         date=human_date(meta.published),
-        section=result.section if result.section and not _same(result.section, meta.title) else None,
+        section=result.section if result.section and not fold(result.section) == fold(meta.title) else None,
         page=result.page,
         url=safe_url(meta.url),
         segments=segments(result.text, result.start, result.highlights),
