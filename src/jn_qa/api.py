@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
 from . import __version__, admin, pages
-from .config import Settings
+from .config import MAX_K, Settings
 from .engine import Engine
 from .errors import JnqaError
 from .openapi import AnswerOut, Health, SourceList, SourceText, ok
@@ -46,7 +46,7 @@ SECURITY_HEADERS = {
 
 class SearchBody(BaseModel):
     question: str = Field(..., min_length=1, max_length=MAX_QUERY_CHARS, description="The question, 1-1000 characters.")
-    k: int = Field(5, ge=1, le=100, description="Number of passages to return.")
+    k: int = Field(5, ge=1, le=MAX_K, description="Number of passages to return.")
     sources: list[str] = Field(default_factory=list, description="Restrict to these source ids.")
     explain: bool = Field(False, description="Include ranking explanations.")
 
@@ -134,8 +134,8 @@ def create_app(settings: Settings, engine: Engine | None = None, watch: bool = T
     @app.get("/api/search", tags=["search"], summary="Ask a question", responses=ok(AnswerOut, 404, 422, 503))
     def search_get(
         q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="The question, 1-1000 characters.")],
-        k: Annotated[int, Query(ge=1, le=100)] = settings.k,
-        source: Annotated[list[str] | None, Query(description="Restrict to these source ids.")] = None,
+        k: pages.K = settings.k,
+        source: pages.SourceIds = None,
         explain: Annotated[bool, Query(description="Include ranking explanations and timings.")] = False,
     ) -> Response:
         """The passages that answer the question, with citations; `answer_found` false when none does."""

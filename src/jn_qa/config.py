@@ -15,6 +15,7 @@ from typing import Any
 from .errors import ConfigError
 
 ENV_PREFIX = "JNQA_"
+MAX_K = 100  # the most passages one answer may hold
 INDEX_KINDS = ("flat", "hnsw", "ivf-sq8", "ivf-pq")  # FAISS index kinds (vectors.py); "auto" chooses by size
 
 
@@ -69,8 +70,8 @@ class Settings:
             raise ConfigError("chunk_words must be at least 10")
         if not 0 <= self.chunk_overlap < self.chunk_words:
             raise ConfigError("chunk_overlap must be between 0 and chunk_words - 1")
-        if not 1 <= self.k <= 100:
-            raise ConfigError("k must be between 1 and 100")
+        if not 1 <= self.k <= MAX_K:
+            raise ConfigError(f"k must be between 1 and {MAX_K}")
         if not 0.0 <= self.threshold <= 1.0:
             raise ConfigError("threshold must be between 0 and 1")
         if self.index_type not in ("auto", *INDEX_KINDS):

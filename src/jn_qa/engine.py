@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import answer as answer_mod
-from .config import Settings
+from .config import MAX_K, Settings
 from .embedding import Embedder
 from .errors import IndexUnavailable, InvalidInput, ModelMismatch
 from .schema import Answer
@@ -158,8 +158,8 @@ class Engine:
     ) -> Answer:
         """`mode` other than 'hybrid' ranks by one baseline (lexical, dense, rrf), for evaluation."""
         k = self.settings.k if k is None else k
-        if not 1 <= k <= 100:
-            raise InvalidInput("k must be between 1 and 100")
+        if not 1 <= k <= MAX_K:
+            raise InvalidInput(f"k must be between 1 and {MAX_K}")
         state = self.state  # one snapshot for the whole request
         retrieved = state.searcher.retrieve(question, sources=sources, mode=mode)
         return answer_mod.compose(

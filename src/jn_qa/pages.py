@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from . import __version__, views
-from .config import Settings
+from .config import MAX_K, Settings
 from .engine import Engine
 
 WEB = Path(__file__).resolve().parent / "web"
@@ -25,7 +25,7 @@ _templates.env.globals.update(version=__version__, percent=views.percent)
 _templates.env.filters["sentence"] = views.sentence
 
 PAGE_METHODS = ["GET", "HEAD"]  # pages answer HEAD too (curl -I, link checkers)
-K = Annotated[int, Query(ge=1, le=100, description="Number of passages (1-100).")]
+K = Annotated[int, Query(ge=1, le=MAX_K, description=f"Number of passages (1-{MAX_K}).")]
 SourceIds = Annotated[list[str] | None, Query(description="Restrict to these source ids.")]
 
 
