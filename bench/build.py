@@ -190,8 +190,15 @@ def bare_worker() -> dict[str, Any]:
     t = time.perf_counter()
     vecs = model.encode(texts, batch_size=settings.batch_size, show_progress_bar=False)
     seconds = time.perf_counter() - t
-    return {"seconds": seconds, "passages": len(texts), "dim": int(vecs.shape[1]), "batch_size": settings.batch_size,
-            "load_before": load, "load_after": loadavg(), "peak_rss_mb": peak_rss_mb()}
+    return {
+        "seconds": seconds,
+        "passages": len(texts),
+        "dim": int(vecs.shape[1]),
+        "batch_size": settings.batch_size,
+        "load_before": load,
+        "load_after": loadavg(),
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def incremental_worker() -> dict[str, Any]:
@@ -250,10 +257,26 @@ def render(run: dict[str, Any]) -> str:
         bare_rate = float(np.mean([b["passages"] / b["seconds"] for b in bares]))
         ratio = build_rate / bare_rate
         ok = ratio >= TARGET["throughput_ratio"]
-        rows = [[f"bare `model.encode(texts, batch_size=32)`, {when} [{b['load_before']:.1f}]", b["passages"], b["seconds"],
-                 b["passages"] / b["seconds"], (b["passages"] / b["seconds"]) / bare_rate]
-                for when, b in zip(("before the build", "after the build"), bares)]
-        rows.insert(1, [f"`build(full=True)`: everything, model load included [{full['load_before']:.1f}]", n, full["seconds"], build_rate, ratio])
+        rows = [
+            [
+                f"bare `model.encode(texts, batch_size=32)`, {when} [{b['load_before']:.1f}]",
+                b["passages"],
+                b["seconds"],
+                b["passages"] / b["seconds"],
+                (b["passages"] / b["seconds"]) / bare_rate,
+            ]
+            for when, b in zip(("before the build", "after the build"), bares)
+        ]
+        rows.insert(
+            1,
+            [
+                f"`build(full=True)`: everything, model load included [{full['load_before']:.1f}]",
+                n,
+                full["seconds"],
+                build_rate,
+                ratio,
+            ],
+        )
         lines += [
             table(["step", "passages", "seconds", "passages / s", "vs bare encode (mean)"], rows),
             "",
@@ -298,7 +321,13 @@ def steps_table(run: dict[str, Any]) -> str:
     total = run["seconds"]
     rows = [[k, v, 100 * v / total] for k, v in sorted(steps.items(), key=lambda kv: -kv[1]) if v >= 0.005]
     accounted = sum(steps.values())  # exclusive times: they add up
-    rows.append(["everything else (passage keys, reusing vectors, stacking arrays, publish)", max(0.0, total - accounted), 100 * max(0.0, total - accounted) / total])
+    rows.append(
+        [
+            "everything else (passage keys, reusing vectors, stacking arrays, publish)",
+            max(0.0, total - accounted),
+            100 * max(0.0, total - accounted) / total,
+        ]
+    )
     return table(["step", "seconds", "% of the build"], rows)
 
 

@@ -170,8 +170,12 @@ def machine() -> dict[str, Any]:
 
 def git_commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
+        )
         return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -205,7 +209,10 @@ def fmt(x: Any, digits: int = 2) -> str:
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], digits: int = 2) -> str:
     """A GitHub markdown table; numbers right-aligned and formatted with `fmt`."""
     rows = [list(r) for r in rows]
-    numeric = [all(isinstance(r[i], (int, float)) or r[i] is None for r in rows) if rows else False for i in range(len(headers))]
+    numeric = [
+        all(isinstance(r[i], (int, float)) or r[i] is None for r in rows) if rows else False
+        for i in range(len(headers))
+    ]
     out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
     out += ["| " + " | ".join(fmt(v, digits) for v in r) + " |" for r in rows]
     return "\n".join(out)

@@ -79,11 +79,10 @@ def measure(index: Path, rounds: int, questions: list[str], threads: int) -> dic
     import random
     from urllib.parse import urlencode
 
-    from load import serve
-
     from jn_qa.config import Settings
     from jn_qa.embedding import torch_threads
     from jn_qa.engine import Engine
+    from load import serve
 
     settings = Settings.from_env(os.environ, index=index, query_threads=threads)
     engine = Engine(settings)
@@ -182,7 +181,13 @@ def summary(run: dict[str, Any]) -> dict[str, Any]:
             "floor_default_over_floor": s["floor_default"]["p50"] / floor,
         },
         "stages": {
-            where: {k: {"p50": float(np.nanpercentile(np.array(v) * 1000, 50)), "mean": float(np.nanmean(np.array(v) * 1000))} for k, v in st.items()}
+            where: {
+                k: {
+                    "p50": float(np.nanpercentile(np.array(v) * 1000, 50)),
+                    "mean": float(np.nanmean(np.array(v) * 1000)),
+                }
+                for k, v in st.items()
+            }
             for where, st in run["stages"].items()
         },
     }
@@ -191,7 +196,12 @@ def summary(run: dict[str, Any]) -> dict[str, Any]:
 def plot(run: dict[str, Any], summ: dict[str, Any]) -> list[str]:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    labels = {"floor": "bare encode (1 thread)", "floor_default": "bare encode (torch default threads)", "inproc": "Engine.ask in-process", "http": "GET /api/search over HTTP"}
+    labels = {
+        "floor": "bare encode (1 thread)",
+        "floor_default": "bare encode (torch default threads)",
+        "inproc": "Engine.ask in-process",
+        "http": "GET /api/search over HTTP",
+    }
     for key, label in labels.items():
         xs = np.sort(np.array(run["samples"][key]) * 1000)
         ax.plot(xs, np.arange(1, len(xs) + 1) / len(xs), label=label)
@@ -301,7 +311,7 @@ def render(run: dict[str, Any], summ: dict[str, Any], figures: list[str], others
         "`torch.inference_mode()` and mean pooling over its output, instead of `encode`'s per-call bookkeeping and module "
         "dispatch: the encode stage sits below the bare-encode floor (compare the first table).",
         "- **Less HTTP around it**: the security headers come from a plain ASGI middleware instead of "
-        "`@app.middleware(\"http\")` (which streams every response through an extra task), and the search routes "
+        '`@app.middleware("http")` (which streams every response through an extra task), and the search routes '
         "return their JSON directly instead of having FastAPI re-validate and re-encode the answer's dict. In development "
         "runs, measured with an httpx client both times, the HTTP overhead went from 2.7 to 1.8 ms at p50; httpx itself "
         "costs 0.6 ms per request more than `http.client`, which is why this benchmark uses the latter. httptools instead "
@@ -320,8 +330,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--index", type=Path, default=ROOT / "index")
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--threads", type=lambda v: [int(x) for x in v.split(",")], default=[1, 2],
-                    help="query_threads settings to measure; the first is the default one, shown in full")
+    ap.add_argument(
+        "--threads",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=[1, 2],
+        help="query_threads settings to measure; the first is the default one, shown in full",
+    )
     ap.add_argument("--json", type=Path, default=RESULTS)
     ap.add_argument("--no-doc", action="store_true", help="print the section instead of writing docs/benchmarks.md")
     ap.add_argument("--render", action="store_true", help="re-render the last saved run without measuring")

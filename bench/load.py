@@ -319,7 +319,9 @@ def mixed_answers(bodies: Sequence[dict[str, Any]], texts: dict[str, dict[str, s
     return bad
 
 
-def upload_and_rebuild(url: str, token: str, name: str = NEW_SOURCE_NAME, data: bytes = NEW_SOURCE.encode()) -> dict[str, Any]:
+def upload_and_rebuild(
+    url: str, token: str, name: str = NEW_SOURCE_NAME, data: bytes = NEW_SOURCE.encode()
+) -> dict[str, Any]:
     """Add one source over the admin API and rebuild; returns the build report (raises on any failure)."""
     auth = {"Authorization": f"Bearer {token}"}
     up = httpx.post(url + "/api/sources", headers=auth, files={"file": (name, data)}, timeout=120)
@@ -358,7 +360,11 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                     built.update(upload_and_rebuild(server.url, ADMIN_TOKEN))
 
                 run = run_load(
-                    server.url, qs, clients=args.clients, seconds=args.seconds, keep_bodies=args.rebuild,
+                    server.url,
+                    qs,
+                    clients=args.clients,
+                    seconds=args.seconds,
+                    keep_bodies=args.rebuild,
                     during=rebuild if args.rebuild else None,
                 )
                 mem = memory(server, index)
@@ -383,7 +389,9 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _line(e: dict[str, Any]) -> str:
-    mem = ", ".join(f"pid {m['pid']}: RSS {m['rss_mib']} PSS {m['pss_mib']} USS {m['uss_mib']} MiB" for m in e["memory"])
+    mem = ", ".join(
+        f"pid {m['pid']}: RSS {m['rss_mib']} PSS {m['pss_mib']} USS {m['uss_mib']} MiB" for m in e["memory"]
+    )
     text = (
         f"workers={e['workers']}: {e['requests']} requests, {e['failed']} failed, {e['throughput_rps']} req/s, "
         f"p50 {e['p50_ms']} ms, p95 {e['p95_ms']} ms, p99 {e['p99_ms']} ms; {mem}"
@@ -394,7 +402,9 @@ def _line(e: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--clients", type=int, default=32, help="concurrent clients (default 32)")
     p.add_argument("--seconds", type=float, default=60.0, help="length of each run (default 60)")
     p.add_argument("--workers", default="1,2", help="comma-separated worker counts, one run each (default 1,2)")
@@ -410,7 +420,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text + "\n", encoding="utf-8")
-    failed = sum(r["failed"] for r in report["runs"]) + sum(r.get("rebuild", {}).get("mixed", 0) for r in report["runs"])
+    failed = sum(r["failed"] for r in report["runs"]) + sum(
+        r.get("rebuild", {}).get("mixed", 0) for r in report["runs"]
+    )
     return 1 if failed else 0
 
 

@@ -40,7 +40,21 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import CACHE, ROOT, SCIFACT, dev_gold, load_json, loadavg, machine, percentiles, pyplot, save_figure, publish, save_json, table  # noqa: E402
+from common import (
+    CACHE,
+    ROOT,
+    SCIFACT,
+    dev_gold,
+    load_json,
+    loadavg,
+    machine,
+    percentiles,
+    publish,
+    pyplot,
+    save_figure,
+    save_json,
+    table,
+)  # noqa: E402
 
 SYSTEMS = ("jn-qa", "txtai", "bm25s", "naive")
 LABEL = {
@@ -73,7 +87,9 @@ def passages_file(index: Path, name: str) -> Path:
         with tmp.open("w", encoding="utf-8") as f:
             for i in range(version.size):
                 src = version.meta[int(version.passages[i, 0])].id
-                f.write(json.dumps({"id": i, "source": src, "text": version.passage_text(i)}, ensure_ascii=False) + "\n")
+                f.write(
+                    json.dumps({"id": i, "source": src, "text": version.passage_text(i)}, ensure_ascii=False) + "\n"
+                )
         tmp.replace(path)
     return path
 
@@ -110,7 +126,10 @@ class Worker:
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "--worker", system, "--spec", json.dumps(spec)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
         )
         self.ready = self.read()
 
@@ -217,7 +236,12 @@ class Txtai(System):
 
         from jn_qa.embedding import resolve_model
 
-        self.config = {"path": str(resolve_model(MODEL)), "method": "sentence-transformers", "hybrid": True, "content": False}
+        self.config = {
+            "path": str(resolve_model(MODEL)),
+            "method": "sentence-transformers",
+            "hybrid": True,
+            "content": False,
+        }
         self.models: dict[str, Any] = {}  # txtai's model cache: the model is loaded once, here, as for the others
         Embeddings(self.config, models=self.models).index([(0, "warm up", None)])
 
@@ -249,7 +273,9 @@ class Bm25(System):
 
         rows = _passages(self.spec, corpus)
         retriever = bm25s.BM25(k1=1.2, b=0.75)
-        retriever.index(bm25s.tokenize([r["text"] for r in rows], stopwords="en", show_progress=False), show_progress=False)
+        retriever.index(
+            bm25s.tokenize([r["text"] for r in rows], stopwords="en", show_progress=False), show_progress=False
+        )
         self.indexes[corpus] = (retriever, np.array([r["id"] for r in rows]))
         return {"passages": len(rows)}
 
@@ -279,10 +305,14 @@ class Naive(System):
         if corpus == "scifact":  # the vectors jn-qa's index holds for these very passages: embedded once
             from jn_qa.store import open_current
 
-            vectors = np.asarray(open_current(Path(self.spec["index"]["scifact"]), verify=False).vectors, dtype=np.float32)
+            vectors = np.asarray(
+                open_current(Path(self.spec["index"]["scifact"]), verify=False).vectors, dtype=np.float32
+            )
             emb = torch.from_numpy(vectors.copy())
         else:
-            emb = self.model.encode([r["text"] for r in rows], batch_size=32, convert_to_tensor=True, show_progress_bar=False)
+            emb = self.model.encode(
+                [r["text"] for r in rows], batch_size=32, convert_to_tensor=True, show_progress_bar=False
+            )
         self.indexes[corpus] = (emb, np.array([r["id"] for r in rows]))
         return {"passages": len(rows), "reused_vectors": corpus == "scifact"}
 
@@ -396,7 +426,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         latency: dict[str, list[float]] = {s: [] for s in SYSTEMS}
         for qid in qids[: args.latency_queries]:
             for s in rng.sample(SYSTEMS, len(SYSTEMS)):
-                latency[s].append(workers[s].ask(op="latency", corpus="scifact", q=queries[qid], k=LATENCY_K)["seconds"])
+                latency[s].append(
+                    workers[s].ask(op="latency", corpus="scifact", q=queries[qid], k=LATENCY_K)["seconds"]
+                )
         for s in SYSTEMS:
             res[s]["peak_rss_mb"] = workers[s].ask(op="memory")["peak_rss_mb"]
         for s in SYSTEMS:
@@ -429,7 +461,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         res[s]["dev"] = hit_figures(dev[s], (1, 5))
     out["systems"] = res
     out["load_after"] = loadavg()
-    out["settings"] = {"depth": DEPTH, "latency_k": LATENCY_K, "latency_queries": min(args.latency_queries, len(qids)), "subset_docs": args.subset_docs}
+    out["settings"] = {
+        "depth": DEPTH,
+        "latency_k": LATENCY_K,
+        "latency_queries": min(args.latency_queries, len(qids)),
+        "subset_docs": args.subset_docs,
+    }
     return out
 
 
@@ -439,7 +476,9 @@ def plot(run: dict[str, Any]) -> str:
     for s in SYSTEMS:
         r = run["systems"][s]
         x, y = r["latency_ms"]["p50"], r["scifact"]["ndcg@10"]
-        ax.scatter([x], [y], s=60, label=LABEL[s].replace("*", "").replace("`", ""))  # a legend: nearby points' labels overlap
+        ax.scatter(
+            [x], [y], s=60, label=LABEL[s].replace("*", "").replace("`", "")
+        )  # a legend: nearby points' labels overlap
     ax.legend(fontsize=8, loc="center left")
     ax.set_xlabel("query latency p50 (ms, encode included)")
     ax.set_ylabel("SciFact train nDCG@10")
@@ -455,14 +494,24 @@ def render(run: dict[str, Any], figure: str) -> str:
     for s in SYSTEMS:
         r = sysr[s]
         b = r["subset_build"]
-        rows.append([
-            LABEL[s], r["scifact"]["ndcg@10"], r["scifact"]["recall@100"], r["dev"]["hit@5"],
-            r["latency_ms"]["p50"], r["latency_ms"]["p95"], r["latency_ms"]["p50"] / sysr["jn-qa"]["latency_ms"]["p50"],
-            b["seconds"], b["passages"] / b["seconds"], r["peak_rss_mb"],
-        ])
+        rows.append(
+            [
+                LABEL[s],
+                r["scifact"]["ndcg@10"],
+                r["scifact"]["recall@100"],
+                r["dev"]["hit@5"],
+                r["latency_ms"]["p50"],
+                r["latency_ms"]["p95"],
+                r["latency_ms"]["p50"] / sysr["jn-qa"]["latency_ms"]["p50"],
+                b["seconds"],
+                b["passages"] / b["seconds"],
+                r["peak_rss_mb"],
+            ]
+        )
     j = sysr["jn-qa"]
     ahead = all(
-        j["scifact"]["ndcg@10"] > sysr[s]["scifact"]["ndcg@10"] and j["latency_ms"]["p50"] < sysr[s]["latency_ms"]["p50"]
+        j["scifact"]["ndcg@10"] > sysr[s]["scifact"]["ndcg@10"]
+        and j["latency_ms"]["p50"] < sysr[s]["latency_ms"]["p50"]
         for s in ("txtai", "naive")
     )
     lines = [
@@ -474,8 +523,18 @@ def render(run: dict[str, Any], figure: str) -> str:
         f"Load average {run['load_before']:.1f} at the start, {run['load_after']:.1f} at the end.",
         "",
         table(
-            ["system", "SciFact nDCG@10", "SciFact Recall@100", "dev hit@5", "latency p50 ms", "p95 ms", "p50 / jn-qa",
-             "build s (subset)", "passages / s", "peak memory MB"],
+            [
+                "system",
+                "SciFact nDCG@10",
+                "SciFact Recall@100",
+                "dev hit@5",
+                "latency p50 ms",
+                "p95 ms",
+                "p50 / jn-qa",
+                "build s (subset)",
+                "passages / s",
+                "peak memory MB",
+            ],
             rows,
             digits=3,
         ),
@@ -489,11 +548,13 @@ def render(run: dict[str, Any], figure: str) -> str:
         "which also composes the answer (highlights, confidence, citations). Its ranker's weights were fitted with SciFact "
         "train among their data (README, Quality), so its SciFact figure is in-sample; the 10-fold cross-validated figure "
         "over queries is the same, 0.7425 (`eval/train_ranker.py`), and the dev hit@5 is the product's as shipped.",
-        "- **txtai** " + _version("txtai") + ": `Embeddings(path=<model folder>, method=\"sentence-transformers\", hybrid=True, "
+        "- **txtai** "
+        + _version("txtai")
+        + ': `Embeddings(path=<model folder>, method="sentence-transformers", hybrid=True, '
         "content=False)`: its hybrid mode, a BM25 keyword index fused with the dense FAISS index, default weights and backend. "
         "It embeds the passages itself; its SciFact index is cached in `.cache/bench/peers/` between runs (its build time "
         "comes from the subset build, done fresh in every run).",
-        "- **BM25 (bm25s)**: `bm25s.BM25(k1=1.2, b=0.75)` with `bm25s.tokenize(stopwords=\"en\")` (no stemmer).",
+        '- **BM25 (bm25s)**: `bm25s.BM25(k1=1.2, b=0.75)` with `bm25s.tokenize(stopwords="en")` (no stemmer).',
         "- **naive**: `sentence_transformers.util.semantic_search` over the passage embeddings as a torch tensor (for SciFact "
         "the vectors jn-qa's index holds, so the passages are embedded once), query by `model.encode(q, convert_to_tensor=True)`.",
         "- Documents are ranked by their best passage among the top 300 passages each system returns; peak memory is the "

@@ -35,24 +35,26 @@ def header(seconds: float, cold: bool) -> str:
             extra.append(f"{dist} {metadata.version(dist)}")
         except metadata.PackageNotFoundError:
             pass
-    return "\n".join([
-        "Every figure here was measured on the machine below, with the systems compared in the same run, on the same "
-        "machine, with the same model (the bundled all-MiniLM-L6-v2). Ratios are the claims; absolute times stand "
-        "beside them for scale only, because the 2 cores were shared with other engineers' builds and tests while "
-        "these ran (each section states the load average).",
-        "",
-        machine_markdown(info) + " Also: " + ", ".join(extra) + ".",
-        "",
-        "| command | what it measures | time here |",
-        "|---|---|---|",
-        f"| `make bench` (= `python bench/run.py --quick`) | query latency on the seed corpus; peers on SciFact train and dev; re-renders the build section | {seconds / 60:.0f} min (caches {'cold: SciFact indexes built in this run' if cold else 'warm'}) |",
-        "| `nice -n 10 python bench/build.py` | build throughput on SciFact: full build, bare encode, adding one source | ~30 min |",
-        "| `nice -n 10 python bench/scale.py` | the Scale section: FAISS kinds at 10k, 100k, 1M passages | see its section |",
-        "",
-        "Caches (git-ignored): `.cache/bench/`; the SciFact data is read from `../shared/bench-data/scifact` "
-        "(`JNQA_BENCH_SCIFACT`), never copied into the repository. Sections: [latency](#query-latency-seed-corpus), "
-        "[build](#build-throughput-scifact), [peers](#peers-same-model-same-passages-same-run), [scale](#scale).",
-    ])
+    return "\n".join(
+        [
+            "Every figure here was measured on the machine below, with the systems compared in the same run, on the same "
+            "machine, with the same model (the bundled all-MiniLM-L6-v2). Ratios are the claims; absolute times stand "
+            "beside them for scale only, because the 2 cores were shared with other engineers' builds and tests while "
+            "these ran (each section states the load average).",
+            "",
+            machine_markdown(info) + " Also: " + ", ".join(extra) + ".",
+            "",
+            "| command | what it measures | time here |",
+            "|---|---|---|",
+            f"| `make bench` (= `python bench/run.py --quick`) | query latency on the seed corpus; peers on SciFact train and dev; re-renders the build section | {seconds / 60:.0f} min (caches {'cold: SciFact indexes built in this run' if cold else 'warm'}) |",
+            "| `nice -n 10 python bench/build.py` | build throughput on SciFact: full build, bare encode, adding one source | ~30 min |",
+            "| `nice -n 10 python bench/scale.py` | the Scale section: FAISS kinds at 10k, 100k, 1M passages | see its section |",
+            "",
+            "Caches (git-ignored): `.cache/bench/`; the SciFact data is read from `../shared/bench-data/scifact` "
+            "(`JNQA_BENCH_SCIFACT`), never copied into the repository. Sections: [latency](#query-latency-seed-corpus), "
+            "[build](#build-throughput-scifact), [peers](#peers-same-model-same-passages-same-run), [scale](#scale).",
+        ]
+    )
 
 
 def step(args: list[str]) -> None:
@@ -62,7 +64,9 @@ def step(args: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="the quick set (the only set this runs; the others are separate commands)")
+    ap.add_argument(
+        "--quick", action="store_true", help="the quick set (the only set this runs; the others are separate commands)"
+    )
     ap.parse_args(argv)
     cold = not (CACHE / "peers").exists()  # txtai's SciFact index, the last cache peers.py fills
     t0 = time.perf_counter()

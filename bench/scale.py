@@ -95,7 +95,14 @@ def real_data() -> Real:
     vec_path, text_path = WORK / "real.npz", WORK / "sentences.json"
     if vec_path.exists() and text_path.exists():
         z = np.load(vec_path)
-        return Real(z["base"], int(z["n_passages"]), int(z["n_sentences"]), z["queries"], load_json(text_path), float(z["encode_seconds"]))
+        return Real(
+            z["base"],
+            int(z["n_passages"]),
+            int(z["n_sentences"]),
+            z["queries"],
+            load_json(text_path),
+            float(z["encode_seconds"]),
+        )
     from jn_qa import chunking, ingest
     from jn_qa.build import embed_input
     from jn_qa.embedding import Embedder
@@ -108,7 +115,11 @@ def real_data() -> Real:
         for p in chunking.chunk(src.doc, source=i, words=PASSAGE_WORDS, overlap=40):
             inputs.append(embed_input(src, p))
         sentences.extend(src.doc.text[s.start : s.end] for s in chunking.split_sentences(src.doc.text))
-    claims = [json.loads(line)["text"] for line in (SCIFACT / "queries.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+    claims = [
+        json.loads(line)["text"]
+        for line in (SCIFACT / "queries.jsonl").read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
     emb = Embedder(MODEL)
     with Stopwatch() as sw:
         passages = emb.encode_passages([t for t, _ in inputs], [s for _, s in inputs]).passages
@@ -117,7 +128,14 @@ def real_data() -> Real:
     base = np.concatenate([passages, sent_vecs]).astype(np.float32)
     base = base[np.random.default_rng(SEED).permutation(len(base))]
     WORK.mkdir(parents=True, exist_ok=True)
-    np.savez(vec_path, base=base, n_passages=len(passages), n_sentences=len(sent_vecs), queries=queries, encode_seconds=sw.seconds)
+    np.savez(
+        vec_path,
+        base=base,
+        n_passages=len(passages),
+        n_sentences=len(sent_vecs),
+        queries=queries,
+        encode_seconds=sw.seconds,
+    )
     save_json(text_path, sentences)
     return Real(base, len(passages), len(sent_vecs), queries, sentences, sw.seconds)
 
@@ -219,7 +237,9 @@ def build_params(n: int, kind: str) -> str:
     if kind == "hnsw":
         return f"M{v.HNSW_M}-efc{v.HNSW_EF_CONSTRUCTION}"
     if kind.startswith("ivf"):
-        return f"nlist{v.ivf_lists(n)}-train{min(n, max(v.IVF_TRAIN_PER_LIST * v.ivf_lists(n), 10_000), v.IVF_TRAIN_MAX)}"
+        return (
+            f"nlist{v.ivf_lists(n)}-train{min(n, max(v.IVF_TRAIN_PER_LIST * v.ivf_lists(n), 10_000), v.IVF_TRAIN_MAX)}"
+        )
     return "exact"
 
 
@@ -277,8 +297,11 @@ def sweep(path: Path, kind: str, nlist: int | None, queries: np.ndarray, truth: 
         load0 = loadavg()
         t = time_each(lambda q: vi.search(q, k)[1], queries, warmup=20)
         return {
-            "effort": vi.effort, **percentiles(t.wall), "cpu": percentiles(t.cpu),
-            "recall": recall(t.results, truth), "load_avg": [load0, loadavg()],
+            "effort": vi.effort,
+            **percentiles(t.wall),
+            "cpu": percentiles(t.cpu),
+            "recall": recall(t.results, truth),
+            "load_avg": [load0, loadavg()],
         }
 
     points = []
@@ -302,7 +325,9 @@ def measure_memory(path: Path, kind: str, queries_path: Path, mmap: bool, worker
     memory just before loading."""
     spec = json.dumps({"path": str(path), "kind": kind, "queries": str(queries_path), "mmap": mmap})
     procs = [
-        subprocess.Popen([sys.executable, __file__, "_worker", spec], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, __file__, "_worker", spec], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
         for _ in range(workers)
     ]
     try:
@@ -322,7 +347,13 @@ def measure_memory(path: Path, kind: str, queries_path: Path, mmap: bool, worker
     per = []
     for o, m in zip(own, now):
         b = o["before"]
-        per.append({"load_s": o["load_s"], "rss_after_load": o["after_load"]["rss"] - b["rss"], **{k: m[k] - b[k] for k in ("rss", "uss", "pss")}})
+        per.append(
+            {
+                "load_s": o["load_s"],
+                "rss_after_load": o["after_load"]["rss"] - b["rss"],
+                **{k: m[k] - b[k] for k in ("rss", "uss", "pss")},
+            }
+        )
     return {
         "workers": workers,
         "mmap": mmap,
@@ -411,7 +442,11 @@ def windows(n: int, sentences: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def claims() -> list[str]:
-    return [json.loads(line)["text"] for line in (SCIFACT / "queries.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line)["text"]
+        for line in (SCIFACT / "queries.jsonl").read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
 
 
 def lexical_folder(n: int) -> Path:
@@ -523,7 +558,11 @@ def store_write_worker(n: int, index_path: str, kind: str) -> dict[str, Any]:
     WORK.mkdir(parents=True, exist_ok=True)
     sv_path = WORK / "sentence-vectors.tmp.npy"
     sent_vectors = np.lib.format.open_memmap(sv_path, mode="w+", dtype=np.float16, shape=(n_sent, 384))
-    base = np.load(WORK / f"base-v{DATA_VERSION}-{n}.npy", mmap_mode="r") if (WORK / f"base-v{DATA_VERSION}-{n}.npy").exists() else real_data().base[:n]
+    base = (
+        np.load(WORK / f"base-v{DATA_VERSION}-{n}.npy", mmap_mode="r")
+        if (WORK / f"base-v{DATA_VERSION}-{n}.npy").exists()
+        else real_data().base[:n]
+    )
     keys = [bytes(row) for row in np.random.default_rng(SEED).integers(0, 256, (n, 32), dtype=np.uint8)]
     data = VersionData(
         sources=sources,
@@ -591,9 +630,7 @@ def store_open_worker(n: int) -> dict[str, Any]:
 
 def in_subprocess(name: str, *args: Any) -> dict[str, Any]:
     """Run one of the workers above in a fresh interpreter, so its memory and peak are its own."""
-    out = subprocess.run(
-        [sys.executable, __file__, name, *map(str, args)], capture_output=True, text=True, check=False
-    )
+    out = subprocess.run([sys.executable, __file__, name, *map(str, args)], capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"{name} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -653,7 +690,13 @@ def plot_recall_latency(dense: dict[str, Any]) -> str:
             ax.plot([p["cpu"]["p95"] for p in pts], [p["recall"] for p in pts], marker="o", label=KIND_LABEL[kind])
             for p in pts:
                 if kind != "flat":
-                    ax.annotate(str(p["effort"]), (p["cpu"]["p95"], p["recall"]), fontsize=7, xytext=(3, -8), textcoords="offset points")
+                    ax.annotate(
+                        str(p["effort"]),
+                        (p["cpu"]["p95"], p["recall"]),
+                        fontsize=7,
+                        xytext=(3, -8),
+                        textcoords="offset points",
+                    )
         ax.axhline(TARGET["recall"], color="grey", lw=0.8, ls="--")
         ax.axvline(TARGET["p95_ms"], color="grey", lw=0.8, ls=":")
         ax.set_xscale("log")
@@ -662,7 +705,9 @@ def plot_recall_latency(dense: dict[str, Any]) -> str:
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("recall@10 vs exact")
     axes[0][-1].legend(fontsize=8, loc="lower right")
-    fig.suptitle("Recall–latency per index kind; labels are nprobe / efSearch; dashed: recall 0.95, dotted: 10 ms", y=1.03)
+    fig.suptitle(
+        "Recall–latency per index kind; labels are nprobe / efSearch; dashed: recall 0.95, dotted: 10 ms", y=1.03
+    )
     save_figure(fig, "scale-recall-latency.png")
     return "scale-recall-latency.png"
 
@@ -677,8 +722,18 @@ def plot_memory(dense: dict[str, Any]) -> str:
     for ax, n in zip(axes[0], sizes):
         res = {k: dense["sizes"][n]["kinds"].get(k, nan) for k in kinds}
         x = np.arange(len(kinds))
-        ax.bar(x - width / 2, [res[k]["memory_ram"]["uss"] * 2 for k in kinds], width, label="2 workers, loaded into RAM (2 × USS)")
-        ax.bar(x + width / 2, [res[k]["memory_mmap"]["pss_total"] for k in kinds], width, label="2 workers, memory-mapped (Σ PSS)")
+        ax.bar(
+            x - width / 2,
+            [res[k]["memory_ram"]["uss"] * 2 for k in kinds],
+            width,
+            label="2 workers, loaded into RAM (2 × USS)",
+        )
+        ax.bar(
+            x + width / 2,
+            [res[k]["memory_mmap"]["pss_total"] for k in kinds],
+            width,
+            label="2 workers, memory-mapped (Σ PSS)",
+        )
         ax.set_xticks(x, [KIND_LABEL[k] for k in kinds], fontsize=8)
         ax.axhline(TARGET["memory_mb"], color="grey", lw=0.8, ls="--")
         ax.set_title(f"{size_label(n)} passages")
@@ -701,10 +756,14 @@ def render(run: dict[str, Any]) -> str:
         "Dense index kinds at growing corpus sizes, then the lexical index and the passage store at the largest size.",
         "Commands (each run updates the figures of the sizes and kinds it measured; indexes and vectors are cached):",
         "",
-        *[f"- `{r['command']}` — {r['minutes']:.0f} min, {r['date']}, 1-minute load average {r['load_avg'][0]:.1f} → {r['load_avg'][1]:.1f}" for r in run["runs"]],
+        *[
+            f"- `{r['command']}` — {r['minutes']:.0f} min, {r['date']}, 1-minute load average {r['load_avg'][0]:.1f} → {r['load_avg'][1]:.1f}"
+            for r in run["runs"]
+        ],
         "",
-        machine_markdown(info) + f" FAISS ran one OpenMP thread per search (`vectors.SEARCH_THREADS`, the product default) "
-        f"and per build (`BUILD_THREADS` here; the product builds with all {run['faiss_threads']}), except the \"2 threads\" column. The 2 cores were shared with other "
+        machine_markdown(info)
+        + f" FAISS ran one OpenMP thread per search (`vectors.SEARCH_THREADS`, the product default) "
+        f'and per build (`BUILD_THREADS` here; the product builds with all {run["faiss_threads"]}), except the "2 threads" column. The 2 cores were shared with other '
         "engineers' work during the runs (load averages above), so latencies are those of a busy machine.",
         "",
         "### How the vectors were made",
@@ -723,9 +782,23 @@ def render(run: dict[str, Any]) -> str:
         "- Ground truth: exact inner-product top-100 per query over the same vectors (NumPy, blockwise).",
         "",
         table(
-            ["passages", "real", "generated", "median cos, query → 1st", "median cos, query → 10th", "median gap 1st–10th"],
             [
-                [size_label(n), s["real"], s["generated"], r3(s["query_top1_cos"]), r3(s["query_top10_cos"]), r3(s["gap_1_10"])]
+                "passages",
+                "real",
+                "generated",
+                "median cos, query → 1st",
+                "median cos, query → 10th",
+                "median gap 1st–10th",
+            ],
+            [
+                [
+                    size_label(n),
+                    s["real"],
+                    s["generated"],
+                    r3(s["query_top1_cos"]),
+                    r3(s["query_top10_cos"]),
+                    r3(s["gap_1_10"]),
+                ]
                 for n, s in dense["sizes"].items()
             ],
         ),
@@ -744,15 +817,41 @@ def render(run: dict[str, Any]) -> str:
         "",
         table(
             [
-                "passages", "kind", "knob", "build s", "disk MB", "RAM USS MB", "mmap RSS MB", "mmap Σ PSS MB (2 workers)",
-                "p50 ms", "p95 ms", "p99 ms", "CPU p95 ms", "recall@10", f"10 in {DEEP}", f"p95 ms k={DEEP}", "p95 ms 2 threads",
+                "passages",
+                "kind",
+                "knob",
+                "build s",
+                "disk MB",
+                "RAM USS MB",
+                "mmap RSS MB",
+                "mmap Σ PSS MB (2 workers)",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "CPU p95 ms",
+                "recall@10",
+                f"10 in {DEEP}",
+                f"p95 ms k={DEEP}",
+                "p95 ms 2 threads",
             ],
             [
                 [
-                    size_label(n), KIND_LABEL[kind], f"{KNOB[kind]} {r['default']['effort']}" if kind != "flat" else "–",
-                    r["build_s"], r["disk_mb"], r["memory_ram"]["uss"], r["memory_mmap"]["rss"], r["memory_mmap"]["pss_total"],
-                    r["default"]["p50"], r["default"]["p95"], r["default"]["p99"], r["default"]["cpu"]["p95"], r3(r["default"]["recall"]),
-                    r3(r["deep"]["recall"]), r["deep"]["p95"], r["threads"]["p95"],
+                    size_label(n),
+                    KIND_LABEL[kind],
+                    f"{KNOB[kind]} {r['default']['effort']}" if kind != "flat" else "–",
+                    r["build_s"],
+                    r["disk_mb"],
+                    r["memory_ram"]["uss"],
+                    r["memory_mmap"]["rss"],
+                    r["memory_mmap"]["pss_total"],
+                    r["default"]["p50"],
+                    r["default"]["p95"],
+                    r["default"]["p99"],
+                    r["default"]["cpu"]["p95"],
+                    r3(r["default"]["recall"]),
+                    r3(r["deep"]["recall"]),
+                    r["deep"]["p95"],
+                    r["threads"]["p95"],
                 ]
                 for n, s in dense["sizes"].items()
                 for kind, r in ordered(s["kinds"])
@@ -771,7 +870,16 @@ def render(run: dict[str, Any]) -> str:
         table(
             ["passages", "kind", "knob", "p50 ms", "p95 ms", "p99 ms", "CPU p95 ms", "recall@10"],
             [
-                [size_label(n), KIND_LABEL[kind], f"{KNOB[kind]} {p['effort']}" if kind != "flat" else "–", p["p50"], p["p95"], p["p99"], p["cpu"]["p95"], r3(p["recall"])]
+                [
+                    size_label(n),
+                    KIND_LABEL[kind],
+                    f"{KNOB[kind]} {p['effort']}" if kind != "flat" else "–",
+                    p["p50"],
+                    p["p95"],
+                    p["p99"],
+                    p["cpu"]["p95"],
+                    r3(p["recall"]),
+                ]
                 for n, s in dense["sizes"].items()
                 for kind, r in ordered(s["kinds"])
                 for p in r["points"]
@@ -809,7 +917,9 @@ def findings(run: dict[str, Any]) -> str:
     if flat2:
         out.append(
             "- **One OpenMP thread per query.** With two threads, exact search got much slower on this shared machine ("
-            + ", ".join(f"p95 {f['default']['p95']:.1f} → {f['threads']['p95']:.1f} ms at {size_label(n)}" for n, f in flat2)
+            + ", ".join(
+                f"p95 {f['default']['p95']:.1f} → {f['threads']['p95']:.1f} ms at {size_label(n)}" for n, f in flat2
+            )
             + "): FAISS splits the scan between the threads and waits for the one that lost its core. IVF and HNSW do not "
             "split a single query, so their two-thread figures differ only by noise. `VectorIndex.search` therefore sets one "
             "thread for the calling thread only (OpenMP's setting is per thread) and restores it afterwards; the build "
@@ -866,8 +976,23 @@ def choice_text(dense: dict[str, Any], v: Any) -> str:
         if r is None:
             continue
         mem = r["memory_mmap"]["pss_total"]
-        ok = r["default"]["p95"] < TARGET["p95_ms"] and r["default"]["recall"] >= TARGET["recall"] and mem < TARGET["memory_mb"]
-        rows.append([size_label(n), KIND_LABEL[kind], r["default"]["p95"], r["default"]["cpu"]["p95"], r3(r["default"]["recall"]), mem, r["disk_mb"], "yes" if ok else "**no**"])
+        ok = (
+            r["default"]["p95"] < TARGET["p95_ms"]
+            and r["default"]["recall"] >= TARGET["recall"]
+            and mem < TARGET["memory_mb"]
+        )
+        rows.append(
+            [
+                size_label(n),
+                KIND_LABEL[kind],
+                r["default"]["p95"],
+                r["default"]["cpu"]["p95"],
+                r3(r["default"]["recall"]),
+                mem,
+                r["disk_mb"],
+                "yes" if ok else "**no**",
+            ]
+        )
     sizes = dense["sizes"]
     big = max(sizes, key=int)
     k = sizes[big]["kinds"]
@@ -875,7 +1000,9 @@ def choice_text(dense: dict[str, Any], v: Any) -> str:
     flat = {n: s["kinds"]["flat"]["default"]["cpu"]["p95"] for n, s in sizes.items() if "flat" in s["kinds"]}
     if flat:
         why.append(
-            "- **Exact up to " + f"{v.FLAT_MAX:,}" + " passages.** Exact search costs CPU in proportion to the corpus ("
+            "- **Exact up to "
+            + f"{v.FLAT_MAX:,}"
+            + " passages.** Exact search costs CPU in proportion to the corpus ("
             + ", ".join(f"CPU p95 {ms:.1f} ms at {size_label(n)}" for n, ms in flat.items())
             + "), so about 5 ms at the threshold, with perfect recall and nothing to train."
         )
@@ -913,7 +1040,19 @@ def choice_text(dense: dict[str, Any], v: Any) -> str:
             "",
             *why,
             "",
-            table(["passages", "auto picks", "p95 ms", "CPU p95 ms", "recall@10", "MB, 2 workers (mmap, Σ PSS)", "disk MB", "target met"], rows),
+            table(
+                [
+                    "passages",
+                    "auto picks",
+                    "p95 ms",
+                    "CPU p95 ms",
+                    "recall@10",
+                    "MB, 2 workers (mmap, Σ PSS)",
+                    "disk MB",
+                    "target met",
+                ],
+                rows,
+            ),
         ]
     )
 
@@ -937,16 +1076,37 @@ def lexical_store_text(ls: dict[str, Any]) -> str:
                     ["tokenise (passages/s)", lb["tokenize_per_s"]],
                     [f"tokenise {n} passages, estimated (s)", lb["tokenize_s_estimate"]],
                     ["Lexical.build (s)", lb["build_s"]],
-                    ["process RSS before build / peak during build (MB)", f"{lb['rss_before_build']:,.0f} / {lb['peak_rss']:,.0f}"],
+                    [
+                        "process RSS before build / peak during build (MB)",
+                        f"{lb['rss_before_build']:,.0f} / {lb['peak_rss']:,.0f}",
+                    ],
                     ["size on disk (MB)", lb["disk_mb"]],
                     ["load, memory-mapped (s)", lq["load_s"]],
-                    ["RSS after load / after 809 queries (MB)", f"{lq['rss_after_load']:,.0f} / {lq['rss_after_queries']:,.0f}"],
-                    ["USS after 809 queries (MB; mostly pages of the mapped index, shareable by workers)", lq["uss_after_queries"]],
+                    [
+                        "RSS after load / after 809 queries (MB)",
+                        f"{lq['rss_after_load']:,.0f} / {lq['rss_after_queries']:,.0f}",
+                    ],
+                    [
+                        "USS after 809 queries (MB; mostly pages of the mapped index, shareable by workers)",
+                        lq["uss_after_queries"],
+                    ],
                     ["Searcher start-up: IDF table (s)", lq["idf_table_s"]],
-                    ["BM25 scores of all passages alone, p50 / p95 / p99 (ms)", "{p50:.1f} / {p95:.1f} / {p99:.1f}".format(**lq["scores"])],
-                    [f"top-{DEEP} of those scores alone, p50 / p95 / p99 (ms)", "{p50:.1f} / {p95:.1f} / {p99:.1f}".format(**lq["top"])],
-                    ["lexical stage (both), p50 / p95 / p99 (ms)", "{p50:.1f} / {p95:.1f} / {p99:.1f}".format(**lq["total"])],
-                    ["lexical stage, CPU p50 / p95 / p99 (ms)", "{p50:.1f} / {p95:.1f} / {p99:.1f}".format(**lq["total_cpu"])],
+                    [
+                        "BM25 scores of all passages alone, p50 / p95 / p99 (ms)",
+                        "{p50:.1f} / {p95:.1f} / {p99:.1f}".format(**lq["scores"]),
+                    ],
+                    [
+                        f"top-{DEEP} of those scores alone, p50 / p95 / p99 (ms)",
+                        "{p50:.1f} / {p95:.1f} / {p99:.1f}".format(**lq["top"]),
+                    ],
+                    [
+                        "lexical stage (both), p50 / p95 / p99 (ms)",
+                        "{p50:.1f} / {p95:.1f} / {p99:.1f}".format(**lq["total"]),
+                    ],
+                    [
+                        "lexical stage, CPU p50 / p95 / p99 (ms)",
+                        "{p50:.1f} / {p95:.1f} / {p99:.1f}".format(**lq["total_cpu"]),
+                    ],
                 ],
             ),
             "",
@@ -966,8 +1126,14 @@ def lexical_store_text(ls: dict[str, Any]) -> str:
                     ["  of which parsing sources.json (s)", so["sources_json_s"]],
                     ["RSS / USS after open (MB)", f"{so['rss_after_open']:,.0f} / {so['uss_after_open']:,.0f}"],
                     ["verify_files: sha256 of every file, warm page cache (s)", so["verify_s"]],
-                    ["random passage fetch (passage + text), p50 / p95 / p99 (ms)", "{p50:.3f} / {p95:.3f} / {p99:.3f}".format(**so["fetch"])],
-                    ["RSS / USS after 10,000 fetches (MB; mostly mapped file pages, shareable by workers)", f"{so['rss_after_fetch']:,.0f} / {so.get('uss_after_fetch', float('nan')):,.0f}"],
+                    [
+                        "random passage fetch (passage + text), p50 / p95 / p99 (ms)",
+                        "{p50:.3f} / {p95:.3f} / {p99:.3f}".format(**so["fetch"]),
+                    ],
+                    [
+                        "RSS / USS after 10,000 fetches (MB; mostly mapped file pages, shareable by workers)",
+                        f"{so['rss_after_fetch']:,.0f} / {so.get('uss_after_fetch', float('nan')):,.0f}",
+                    ],
                 ],
                 digits=3,
             ),
@@ -979,14 +1145,22 @@ def lexical_store_text(ls: dict[str, Any]) -> str:
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", default="10000,100000,1000000", help="corpus sizes (passages), comma-separated")
     parser.add_argument("--kinds", default="flat,hnsw,ivf-sq8,ivf-pq", help="index kinds, comma-separated")
-    parser.add_argument("--quick", action="store_true", help="10k only, 200 queries, no lexical/store; print, do not write the doc")
+    parser.add_argument(
+        "--quick", action="store_true", help="10k only, 200 queries, no lexical/store; print, do not write the doc"
+    )
     parser.add_argument("--no-lexical-store", action="store_true", help="skip the lexical index and passage store")
-    parser.add_argument("--keep-store", action="store_true", help="keep the written index version in .cache/bench/scale")
+    parser.add_argument(
+        "--keep-store", action="store_true", help="keep the written index version in .cache/bench/scale"
+    )
     parser.add_argument("--fresh", action="store_true", help="forget earlier runs' figures instead of updating them")
-    parser.add_argument("--render", action="store_true", help="measure nothing: rewrite the doc and plots from the cached figures")
+    parser.add_argument(
+        "--render", action="store_true", help="measure nothing: rewrite the doc and plots from the cached figures"
+    )
     args = parser.parse_args(argv)
     from jn_qa.embedding import offline
 
@@ -1021,7 +1195,12 @@ def main(argv: list[str]) -> None:
         machine=machine(),
         faiss_threads=faiss.omp_get_max_threads(),
         n_queries=min(n_queries, len(real.queries)),
-        real={"n": len(real.base), "passages": real.n_passages, "sentences": real.n_sentences, "encode_s": real.encode_seconds},
+        real={
+            "n": len(real.base),
+            "passages": real.n_passages,
+            "sentences": real.n_sentences,
+            "encode_s": real.encode_seconds,
+        },
     )
     merged = results.setdefault("dense", {"sizes": {}})
     merged["calibration"] = dense["calibration"]
@@ -1033,7 +1212,12 @@ def main(argv: list[str]) -> None:
         results["lexical_store"] = lexical_store
     minutes = (time.time() - t0) / 60
     results.setdefault("runs", []).append(
-        {"command": "nice -n 10 python bench/scale.py " + " ".join(argv), "minutes": minutes, "load_avg": [load0, loadavg()], "date": results["machine"]["date"]}
+        {
+            "command": "nice -n 10 python bench/scale.py " + " ".join(argv),
+            "minutes": minutes,
+            "load_avg": [load0, loadavg()],
+            "date": results["machine"]["date"],
+        }
     )
     save_json(results_path, results)
     if args.quick:

@@ -20,7 +20,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import dataset  # noqa: E402
-
 from jn_qa.config import Settings  # noqa: E402
 from jn_qa.engine import Engine  # noqa: E402
 from jn_qa.lexical import term_rows  # noqa: E402
@@ -60,9 +59,13 @@ def main() -> int:
         v = open_current(args.beir_index, verify=False)
         rng = np.random.default_rng(0)
         sources = rng.choice(len(v.meta), min(100, len(v.meta)), replace=False)
-        pids = sorted(p for s in sources for p in v.source_passages(int(s)))  # whole sources: titles per passage as in the corpus
+        pids = sorted(
+            p for s in sources for p in v.source_passages(int(s))
+        )  # whole sources: titles per passage as in the corpus
         texts = [v.passage_text(p) for p in pids]
-        spans = [[(s.start - v.passage(p).start, s.end - v.passage(p).start) for s in v.passage(p).sentences] for p in pids]
+        spans = [
+            [(s.start - v.passage(p).start, s.end - v.passage(p).start) for s in v.passage(p).sentences] for p in pids
+        ]
         titles = sorted({v.meta[int(v.passages[p, 0])].title for p in pids})
         sentences = [v.text(int(v.passages[p, 0]))[s.start : s.end] for p in pids for s in v.passage(p).sentences]
         for _ in range(2):

@@ -11,7 +11,12 @@ import numpy as np
 from scipy.optimize import minimize
 
 
-def fit(groups: Sequence[tuple[np.ndarray, np.ndarray]], l2: float = 1e-2, weights: Sequence[float] | None = None, temperature: float = 1.0) -> np.ndarray:
+def fit(
+    groups: Sequence[tuple[np.ndarray, np.ndarray]],
+    l2: float = 1e-2,
+    weights: Sequence[float] | None = None,
+    temperature: float = 1.0,
+) -> np.ndarray:
     """groups: (features (n, d), labels (n,)) per query; returns w (d,). Queries without positives are skipped."""
     data = [(x, y > 0) for x, y in groups if (y > 0).any() and len(y) > 1]
     qw = np.ones(len(groups)) if weights is None else np.asarray(weights, dtype=float)

@@ -27,7 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import dataset  # noqa: E402
 import listwise  # noqa: E402
-
 from jn_qa import evaluate  # noqa: E402
 from jn_qa.abstention import ANSWER_FEATURES, Abstention  # noqa: E402
 from jn_qa.answer import compose, top_features  # noqa: E402
@@ -148,9 +147,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     report(gold, ranks, conf)
     if ndcg:
-        base = {name: np.mean([beir_ndcg(beir_searcher, q, q.retrieved.candidates.column(name)) for q in all_q if q.item is None]) for name in ("lexical", "dense", "rrf")}  # type: ignore[arg-type]
-        print(f"BEIR train (candidates re-ranked), CV nDCG@10 {np.mean([np.mean(v) for v in ndcg.values()]):.4f}; "
-              + ", ".join(f"{k} alone {v:.4f}" for k, v in base.items()))
+        base = {
+            name: np.mean(
+                [beir_ndcg(beir_searcher, q, q.retrieved.candidates.column(name)) for q in all_q if q.item is None]
+            )
+            for name in ("lexical", "dense", "rrf")
+        }  # type: ignore[arg-type]
+        print(
+            f"BEIR train (candidates re-ranked), CV nDCG@10 {np.mean([np.mean(v) for v in ndcg.values()]):.4f}; "
+            + ", ".join(f"{k} alone {v:.4f}" for k, v in base.items())
+        )
 
     final = fit_ranker(all_q, names, args.l2)
     xs, ys = [], []
@@ -161,7 +167,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             ys.append(int(q.answerable and rank is not None))
     abst = fit_abstention(np.array(xs), np.array(ys), answer_names, args.c)
     print("ranker weights:", {n: round(float(w), 3) for n, w in zip(FEATURES, final.weights) if w})
-    print("abstention weights:", {n: round(float(w), 3) for n, w in zip(ANSWER_FEATURES, abst.weights) if w}, "bias", round(abst.bias, 3))
+    print(
+        "abstention weights:",
+        {n: round(float(w), 3) for n, w in zip(ANSWER_FEATURES, abst.weights) if w},
+        "bias",
+        round(abst.bias, 3),
+    )
     if args.write:
         data = {
             "about": "Fitted by eval/train_ranker.py: ranker = listwise softmax over per-query z-scored features; "
@@ -172,8 +183,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "features": names,
                 "cross_validated": "see README ## Quality",
             },
-            "ranker": {"weights": {n: round(float(w), 4) for n, w in zip(FEATURES, final.weights) if w}, "bias": 0.0, "standardised": True},
-            "abstention": {"weights": {n: round(float(w), 4) for n, w in zip(ANSWER_FEATURES, abst.weights) if w}, "bias": round(abst.bias, 4)},
+            "ranker": {
+                "weights": {n: round(float(w), 4) for n, w in zip(FEATURES, final.weights) if w},
+                "bias": 0.0,
+                "standardised": True,
+            },
+            "abstention": {
+                "weights": {n: round(float(w), 4) for n, w in zip(ANSWER_FEATURES, abst.weights) if w},
+                "bias": round(abst.bias, 4),
+            },
         }
         MODEL_JSON.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {MODEL_JSON}")
@@ -195,8 +213,10 @@ def report(gold: Sequence[dataset.Query], ranks: dict[str, list[int | None]], co
             a = evaluate.auc([conf[q.qid][s] for q in ans], [conf[q.qid][s] for q in un])
             rows.append([h["hit@1"], h["hit@3"], h["hit@5"], h["mrr"], flagged_un, flagged_ans, a or float("nan")])
         m = np.mean(rows, axis=0)
-        print(f"{label:10s} n={len(ans)}+{len(un)}  hit@1 {m[0]:.3f} hit@3 {m[1]:.3f} hit@5 {m[2]:.3f} MRR {m[3]:.3f} | "
-              f"unanswerable flagged {m[4]:.3f}, answerable flagged {m[5]:.3f}, AUC {m[6]:.3f}")
+        print(
+            f"{label:10s} n={len(ans)}+{len(un)}  hit@1 {m[0]:.3f} hit@3 {m[1]:.3f} hit@5 {m[2]:.3f} MRR {m[3]:.3f} | "
+            f"unanswerable flagged {m[4]:.3f}, answerable flagged {m[5]:.3f}, AUC {m[6]:.3f}"
+        )
     misses = sorted(q.qid for q in gold if q.answerable and any(r is None or r > 1 for r in ranks[q.qid]))
     print("not first in some fold:", " ".join(misses))
     wrong = [q.qid for q in gold if not q.answerable and np.mean(conf[q.qid]) >= 0.5]

@@ -43,7 +43,10 @@ class HashEmbedder:
     def encode_passages(self, texts, sentence_spans, batch_size: int = 32, progress: bool = False) -> Encoded:  # type: ignore[no-untyped-def]
         return Encoded(
             self.encode_queries(texts),
-            [np.stack([self._vec(t[a:b]) for a, b in spans]) if spans else np.zeros((0, self.dim), np.float32) for t, spans in zip(texts, sentence_spans)],
+            [
+                np.stack([self._vec(t[a:b]) for a, b in spans]) if spans else np.zeros((0, self.dim), np.float32)
+                for t, spans in zip(texts, sentence_spans)
+            ],
         )
 
 
@@ -61,7 +64,9 @@ def real_embedder(request: pytest.FixtureRequest) -> Embedder:
 
 
 @pytest.fixture(scope="session")
-def seed_engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, real_embedder: Embedder) -> Engine:
+def seed_engine(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, real_embedder: Embedder
+) -> Engine:
     """The five seed sources indexed with the real model (shared with the conftest's index when it has one)."""
     settings = _shared(request, "corpus_settings")
     if not isinstance(settings, Settings):
@@ -101,7 +106,9 @@ def small_engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
     for sid, text in SMALL_CORPUS.items():
         (corpus / f"{sid}.txt").write_text(text, encoding="utf-8")
     embedder = HashEmbedder()
-    settings = Settings(corpus=corpus, index=tmp_path_factory.mktemp("quality-small-index"), chunk_words=20, chunk_overlap=10)
+    settings = Settings(
+        corpus=corpus, index=tmp_path_factory.mktemp("quality-small-index"), chunk_words=20, chunk_overlap=10
+    )
     build(settings, embedder)  # type: ignore[arg-type]
     engine = Engine(settings, embedder=embedder)  # type: ignore[arg-type]
     engine.load()

@@ -21,14 +21,20 @@ CORPUS = ROOT / "corpus"
 
 def _dev_gold() -> Path | None:
     """The maintainers' dev questions live beside the repository, not in it: a plain clone has none."""
-    for candidate in (os.environ.get("JNQA_DEV_GOLD"), ROOT.parent / "shared" / "eval" / "dev.jsonl", "/work/shared/eval/dev.jsonl"):
+    for candidate in (
+        os.environ.get("JNQA_DEV_GOLD"),
+        ROOT.parent / "shared" / "eval" / "dev.jsonl",
+        "/work/shared/eval/dev.jsonl",
+    ):
         if candidate and Path(candidate).is_file():
             return Path(candidate)
     return None
 
 
 DEV_GOLD = _dev_gold()
-needs_dev_gold = pytest.mark.skipif(DEV_GOLD is None, reason="dev gold not found: set JNQA_DEV_GOLD to shared/eval/dev.jsonl")
+needs_dev_gold = pytest.mark.skipif(
+    DEV_GOLD is None, reason="dev gold not found: set JNQA_DEV_GOLD to shared/eval/dev.jsonl"
+)
 SCRIPT = "<script>alert('x')</script>"
 
 
@@ -56,7 +62,10 @@ class FakeEmbedder:
         self.encoded += len(texts)
         return Encoded(
             self.encode_queries(texts),
-            [np.stack([self._vec(t[a:b]) for a, b in spans]) if spans else np.zeros((0, self.dim), np.float32) for t, spans in zip(texts, sentence_spans)],
+            [
+                np.stack([self._vec(t[a:b]) for a, b in spans]) if spans else np.zeros((0, self.dim), np.float32)
+                for t, spans in zip(texts, sentence_spans)
+            ],
         )
 
 

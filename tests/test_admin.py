@@ -52,7 +52,9 @@ def test_without_a_configured_token_admin_routes_are_disabled(tmp_path: Path, me
     with _client(s) as client:
         r = client.request(method, path, headers={"Authorization": "Bearer anything"})
     assert r.status_code == 403
-    assert r.json() == {"error": {"status": 403, "message": "admin routes are disabled; set JNQA_ADMIN_TOKEN to enable them"}}
+    assert r.json() == {
+        "error": {"status": 403, "message": "admin routes are disabled; set JNQA_ADMIN_TOKEN to enable them"}
+    }
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES)
@@ -62,7 +64,12 @@ def test_a_missing_or_wrong_token_is_401_with_a_challenge(
 ) -> None:
     client, s = bare
     before = tree_digest(s.corpus)
-    r = client.request(method, path, headers={"Authorization": header} if header else {}, files={"file": ("a.txt", b"Text.")} if method == "POST" else None)
+    r = client.request(
+        method,
+        path,
+        headers={"Authorization": header} if header else {},
+        files={"file": ("a.txt", b"Text.")} if method == "POST" else None,
+    )
     assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Bearer")
     assert r.json()["error"]["status"] == 401
     assert tree_digest(s.corpus) == before
@@ -80,7 +87,10 @@ def test_upload_with_metadata_then_duplicate_then_delete(bare: tuple[TestClient,
     again = client.post("/api/sources", headers=AUTH, files={"file": ("copy.md", MARKDOWN.encode())})
     assert again.status_code == 200 and again.json()["duplicates"] == [{"origin": "copy.md", "existing": "space-notes"}]
     gone = client.delete("/api/sources/space-notes", headers=AUTH)
-    assert gone.status_code == 200 and gone.json() == {"id": "space-notes", "files": ["space-notes.md", "space-notes.meta.json"]}
+    assert gone.status_code == 200 and gone.json() == {
+        "id": "space-notes",
+        "files": ["space-notes.md", "space-notes.meta.json"],
+    }
     missing = client.delete("/api/sources/space-notes", headers=AUTH)
     assert missing.status_code == 404 and "no source 'space-notes'" in missing.json()["error"]["message"]
     assert client.delete("/api/sources/bad id!", headers=AUTH).status_code == 422
@@ -91,7 +101,12 @@ def test_several_files_in_one_upload(bare: tuple[TestClient, Settings]) -> None:
     files = [("file", ("tokyo.html", HTML.encode())), ("file", ("report.pdf", make_pdf()))]
     r = client.post("/api/sources", headers=AUTH, files=files)
     assert r.status_code == 201 and [a["id"] for a in r.json()["added"]] == ["tokyo", "report"]
-    both = client.post("/api/sources", headers=AUTH, files=[("file", ("x.txt", b"One.")), ("file", ("y.txt", b"Two."))], data={"title": "T"})
+    both = client.post(
+        "/api/sources",
+        headers=AUTH,
+        files=[("file", ("x.txt", b"One.")), ("file", ("y.txt", b"Two."))],
+        data={"title": "T"},
+    )
     assert both.status_code == 422 and "one at a time" in both.json()["error"]["message"]
 
 
@@ -108,11 +123,31 @@ BAD_UPLOADS: list[tuple[str, dict[str, Any], int, str]] = [
     ("undecodable text", {"files": {"file": ("a.txt", b"caf\xe9 au lait")}}, 415, "UTF-8"),
     ("no file name", {"files": {"file": ("", b"Text.")}}, 422, ""),
     ("no file", {"data": {"title": "Only a title"}, "files": {"x": ("", b"")}}, 422, ""),
-    ("unknown field", {"files": {"file": ("a.txt", b"Text.")}, "data": {"colour": "red"}}, 422, "too many fields|unknown field"),
-    ("bad date", {"files": {"file": ("a.txt", b"Text.")}, "data": {"published": "soon"}}, 422, "published must be a date"),
-    ("too many files", {"files": [("file", (f"f{i}.txt", f"Text {i}.".encode())) for i in range(11)]}, 413, "at most 10 files"),
+    (
+        "unknown field",
+        {"files": {"file": ("a.txt", b"Text.")}, "data": {"colour": "red"}},
+        422,
+        "too many fields|unknown field",
+    ),
+    (
+        "bad date",
+        {"files": {"file": ("a.txt", b"Text.")}, "data": {"published": "soon"}},
+        422,
+        "published must be a date",
+    ),
+    (
+        "too many files",
+        {"files": [("file", (f"f{i}.txt", f"Text {i}.".encode())) for i in range(11)]},
+        413,
+        "at most 10 files",
+    ),
     ("too large", {"files": {"file": ("big.txt", b"word " * 20_000)}}, 413, "over the limit"),
-    ("not multipart", {"content": b"just bytes", "headers": {"Content-Type": "text/plain"}}, 415, "multipart/form-data"),
+    (
+        "not multipart",
+        {"content": b"just bytes", "headers": {"Content-Type": "text/plain"}},
+        415,
+        "multipart/form-data",
+    ),
 ]
 
 
@@ -175,7 +210,12 @@ def test_the_upload_limit_is_enforced_while_reading_not_after() -> None:
         read += len(body)
         return {"type": "http.request", "body": body, "more_body": read < 100 * 1024 * 1024}
 
-    scope = {"type": "http", "method": "POST", "path": "/api/sources", "headers": [(b"content-type", b"multipart/form-data; boundary=b")]}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/api/sources",
+        "headers": [(b"content-type", b"multipart/form-data; boundary=b")],
+    }
 
     async def main() -> None:
         with pytest.raises(TooLarge, match="over the limit"):
@@ -202,7 +242,9 @@ def test_rebuild_runs_beside_other_requests_and_one_at_a_time(tmp_path: Path) ->
         up = client.post("/api/sources", headers=AUTH, files={"file": ("alliance.pdf", make_pdf())})
         assert up.status_code == 201
         result: dict[str, httpx.Response] = {}
-        worker = threading.Thread(target=lambda: result.setdefault("r", client.post("/api/index/rebuild?full=true", headers=AUTH)))
+        worker = threading.Thread(
+            target=lambda: result.setdefault("r", client.post("/api/index/rebuild?full=true", headers=AUTH))
+        )
         worker.start()
         deadline = time.monotonic() + 60
         while not client.get("/api/index/status", headers=AUTH).json()["building"]:

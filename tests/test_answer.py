@@ -64,10 +64,20 @@ def test_explain_says_why(small_engine) -> None:  # noqa: F811
     out = answer.to_dict(explain=True)
     for r in out["results"]:
         e = r["explain"]
-        for key in ("lexical_rank", "dense_rank", "fused_score", "reranked_score", "reranked_rank", "features", "contributions"):
+        for key in (
+            "lexical_rank",
+            "dense_rank",
+            "fused_score",
+            "reranked_score",
+            "reranked_rank",
+            "features",
+            "contributions",
+        ):
             assert key in e
         assert e["reranked_score"] == pytest.approx(r["score"], abs=1e-4)
-    assert [r["explain"]["reranked_rank"] for r in out["results"]] == sorted(r["explain"]["reranked_rank"] for r in out["results"])
+    assert [r["explain"]["reranked_rank"] for r in out["results"]] == sorted(
+        r["explain"]["reranked_rank"] for r in out["results"]
+    )
     assert "explain" not in small_engine.ask("When was the IPCP agreed?", k=3).to_dict()["results"][0]
 
 
@@ -127,7 +137,11 @@ def test_has_type_ignores_what_the_question_already_says() -> None:
 
 def test_specifics_are_names_and_numbers_not_the_question_word() -> None:
     assert specifics("What did Japan and NATO agree at the July 2024 NATO summit in Washington?") == [
-        "japan", "nato", "juli", "2024", "washington"
+        "japan",
+        "nato",
+        "juli",
+        "2024",
+        "washington",
     ]
     assert specifics("Why was there little interaction?") == []
 

@@ -114,8 +114,13 @@ def test_post_gives_the_same_answer_as_get(client: TestClient, answer: dict) -> 
     assert r.json() == answer
 
 
-def test_searches_report_their_stage_timings_in_a_server_timing_header(client: TestClient, corpus_settings: Settings, embedder: Embedder) -> None:
-    for r in (client.get("/api/search", params={"q": QUESTION}), client.post("/api/search", json={"question": QUESTION})):
+def test_searches_report_their_stage_timings_in_a_server_timing_header(
+    client: TestClient, corpus_settings: Settings, embedder: Embedder
+) -> None:
+    for r in (
+        client.get("/api/search", params={"q": QUESTION}),
+        client.post("/api/search", json={"question": QUESTION}),
+    ):
         assert r.status_code == 200
         durations = {}
         for part in r.headers["server-timing"].split(", "):
@@ -198,7 +203,19 @@ def test_get_search_rejects_bad_input_with_422(client: TestClient, params: dict)
         {"question": ["a list"]},
         ["not", "an", "object"],
     ],
-    ids=["missing", "empty", "spaces", "1001-chars", "k0", "k101", "k-abc", "k-1.5", "sources", "question-list", "array"],
+    ids=[
+        "missing",
+        "empty",
+        "spaces",
+        "1001-chars",
+        "k0",
+        "k101",
+        "k-abc",
+        "k-1.5",
+        "sources",
+        "question-list",
+        "array",
+    ],
 )
 def test_post_search_rejects_bad_input_with_422(client: TestClient, body: object) -> None:
     assert_error(client.post("/api/search", json=body), 422)
@@ -286,8 +303,12 @@ def test_openapi_documents_the_routes_and_the_one_error_shape(client: TestClient
     error = spec["components"]["schemas"]["ErrorBody"]
     assert error["properties"]["error"]["$ref"].endswith("/ErrorDetail")
     assert set(spec["components"]["schemas"]["ErrorDetail"]["required"]) == {"status", "message"}
-    expected = {("/api/search", "get"): {"404", "422", "503"}, ("/api/search", "post"): {"404", "422", "503"},
-                ("/api/sources/{source_id}", "get"): {"404", "503"}, ("/api/health", "get"): {"503"}}
+    expected = {
+        ("/api/search", "get"): {"404", "422", "503"},
+        ("/api/search", "post"): {"404", "422", "503"},
+        ("/api/sources/{source_id}", "get"): {"404", "503"},
+        ("/api/health", "get"): {"503"},
+    }
     for (path, method), codes in expected.items():
         responses = paths[path][method]["responses"]
         assert codes <= set(responses)

@@ -103,7 +103,9 @@ def test_html_source_is_cited_with_the_page_metadata(seeded: Settings) -> None:
     build(seeded, embedder())
     engine = Engine(seeded, embedder())
     engine.load()
-    answer = engine.ask("How many areas of cooperation does the Individually Tailored Partnership Programme list?", k=10)
+    answer = engine.ask(
+        "How many areas of cooperation does the Individually Tailored Partnership Programme list?", k=10
+    )
     assert "tokyo" in [r.source.id for r in answer.results]  # the new page is found among the seed sources
     top = engine.ask("How many areas of cooperation does the ITPP list?", sources=["tokyo"]).results[0]
     assert top.source.id == "tokyo" and top.page is None and "sixteen areas" in top.text
@@ -154,9 +156,8 @@ def test_old_versions_are_pruned_and_leftovers_cleared(seeded: Settings) -> None
 
 def test_a_second_build_waits_its_turn(seeded: Settings) -> None:
     _add(seeded, "kestrel.txt", NEW_TEXT.encode())
-    with Layout(seeded.index).lock():
-        with pytest.raises(Busy, match="another build is running"):
-            build(seeded, embedder())
+    with Layout(seeded.index).lock(), pytest.raises(Busy, match="another build is running"):
+        build(seeded, embedder())
     assert build(seeded, embedder()).published
 
 
@@ -202,7 +203,9 @@ def _check_serving(settings: Settings, version: str) -> None:
 
 
 @pytest.mark.parametrize("stage", [s for s in STAGES if s not in ("started", "pruned")])
-def test_a_build_killed_at_any_stage_leaves_the_served_index_intact(seeded: Settings, tmp_path: Path, stage: str) -> None:
+def test_a_build_killed_at_any_stage_leaves_the_served_index_intact(
+    seeded: Settings, tmp_path: Path, stage: str
+) -> None:
     layout = Layout(seeded.index)
     old = layout.current_name()
     assert old is not None

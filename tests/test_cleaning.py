@@ -18,7 +18,9 @@ def test_empty_markdown_links_are_unwrapped() -> None:
 
 
 def test_escaped_brackets_inside_links_are_unescaped() -> None:
-    out = text_of("cooperation under the [Individual Partnership and Cooperation Programme \\(IPCP\\)](#), agreed in 2014.")
+    out = text_of(
+        "cooperation under the [Individual Partnership and Cooperation Programme \\(IPCP\\)](#), agreed in 2014."
+    )
     assert out == "cooperation under the Individual Partnership and Cooperation Programme (IPCP), agreed in 2014."
 
 

@@ -31,12 +31,20 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], fragment: str)
 
 
 def test_missing_index_empty_question_and_bad_corpus(tmp_path: Path, corpus_settings: Settings) -> None:
-    assert_one_line_error(run("ask", "What is the ITPP?", "--index", str(tmp_path / "none")), "build one with 'jn-qa build'")
+    assert_one_line_error(
+        run("ask", "What is the ITPP?", "--index", str(tmp_path / "none")), "build one with 'jn-qa build'"
+    )
     assert_one_line_error(run("ask", "   ", "--index", str(corpus_settings.index)), "the question is empty")
-    assert_one_line_error(run("ask", "x", "--k", "101", "--index", str(corpus_settings.index)), "k must be between 1 and 100")
-    assert_one_line_error(run("build", "--corpus", str(tmp_path / "nope"), "--index", str(tmp_path / "i")), "corpus folder not found")
+    assert_one_line_error(
+        run("ask", "x", "--k", "101", "--index", str(corpus_settings.index)), "k must be between 1 and 100"
+    )
+    assert_one_line_error(
+        run("build", "--corpus", str(tmp_path / "nope"), "--index", str(tmp_path / "i")), "corpus folder not found"
+    )
     (tmp_path / "empty").mkdir()
-    assert_one_line_error(run("build", "--corpus", str(tmp_path / "empty"), "--index", str(tmp_path / "i")), "has no sources")
+    assert_one_line_error(
+        run("build", "--corpus", str(tmp_path / "empty"), "--index", str(tmp_path / "i")), "has no sources"
+    )
     assert_one_line_error(run("sources", "--corpus", str(tmp_path / "nope")), "corpus folder not found")
     bad = run("ask")
     assert bad.returncode == 2 and "Missing argument" in bad.stderr and "Traceback" not in bad.stderr

@@ -19,7 +19,11 @@ def test_environment_then_overrides() -> None:
 
 @pytest.mark.parametrize(
     ("env", "message"),
-    [({"JNQA_K": "many"}, "JNQA_K='many' is not a valid int"), ({"JNQA_K": "0"}, "k must be"), ({"JNQA_CHUNK_OVERLAP": "500"}, "chunk_overlap")],
+    [
+        ({"JNQA_K": "many"}, "JNQA_K='many' is not a valid int"),
+        ({"JNQA_K": "0"}, "k must be"),
+        ({"JNQA_CHUNK_OVERLAP": "500"}, "chunk_overlap"),
+    ],
 )
 def test_invalid_settings_name_the_problem(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):

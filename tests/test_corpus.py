@@ -80,7 +80,10 @@ def test_pdf_keeps_its_info_and_page_offsets(folder: Path) -> None:
 
 def test_ids_are_safe_slugs_and_never_collide(folder: Path) -> None:
     report = corpus.add_items(
-        [corpus.Incoming("../../etc/Seed.txt", b"Other words entirely."), corpus.Incoming("C:\\docs\\.Seed.txt", b"Third text here.")],
+        [
+            corpus.Incoming("../../etc/Seed.txt", b"Other words entirely."),
+            corpus.Incoming("C:\\docs\\.Seed.txt", b"Third text here."),
+        ],
         folder,
     )
     assert [a.id for a in report.added] == ["seed-2", "seed-3"]
@@ -134,7 +137,12 @@ BAD = [
     ("garbage.txt", bytes(range(256)) * 8, UnsupportedSource, "binary"),
     ("latin1.txt", "Café au lait à Tōkyō".encode("latin-1", "replace"), UnsupportedSource, "UTF-8"),
     ("control.txt", b"\x01\x02\x03\x04\x05\x06\x07\x08" * 20, UnsupportedSource, "unprintable"),
-    ("script.html", b"<html><head><title>T</title></head><body><script>var x = 1;</script><img src=a.png></body></html>", UnsupportedSource, "no readable main text"),
+    (
+        "script.html",
+        b"<html><head><title>T</title></head><body><script>var x = 1;</script><img src=a.png></body></html>",
+        UnsupportedSource,
+        "no readable main text",
+    ),
     ("big.txt", b"word " * 5000, TooLarge, "over the limit"),
 ]
 
@@ -146,7 +154,9 @@ def test_bad_input_is_refused_and_the_corpus_is_byte_identical(
     before = tree_digest(folder)
     good = corpus.Incoming("good.txt", b"A perfectly good source.")
     with pytest.raises(error, match=message) as info:
-        corpus.add_items([good, corpus.Incoming(name, data)], folder, max_bytes=20_000)  # the good one is not written either
+        corpus.add_items(
+            [good, corpus.Incoming(name, data)], folder, max_bytes=20_000
+        )  # the good one is not written either
     assert "\n" not in info.value.message
     assert tree_digest(folder) == before
 
@@ -175,7 +185,10 @@ def test_metadata_options_need_a_single_file(folder: Path) -> None:
     with pytest.raises(InvalidInput, match="one at a time"):
         corpus.add_items(items, folder, {"title": "Both?"})
     assert tree_digest(folder) == before
-    assert [a.id for a in corpus.add_items(items, folder, {"title": ""}).added] == ["a", "b"]  # empty flags are no flags
+    assert [a.id for a in corpus.add_items(items, folder, {"title": ""}).added] == [
+        "a",
+        "b",
+    ]  # empty flags are no flags
 
 
 def test_missing_files_and_folders_are_clear_errors(tmp_path: Path, folder: Path) -> None:

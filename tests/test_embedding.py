@@ -87,7 +87,9 @@ def test_torch_threads_restores_after_an_error() -> None:
 
 
 @pytest.mark.model
-def test_the_query_threads_setting_reaches_the_query_encode(embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_query_threads_setting_reaches_the_query_encode(
+    embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from jn_qa.config import Settings
     from jn_qa.engine import Engine
     from jn_qa.errors import ConfigError

@@ -27,7 +27,13 @@ def _gold(lines: list[dict]) -> list[ev.GoldItem]:  # type: ignore[type-arg]
 def test_parse_gold_reads_items_and_names_the_bad_line() -> None:
     items = _gold(
         [
-            {"id": "q1", "question": "A?", "answerable": True, "evidence": [{"doc": "d1.txt", "text": "alpha  beta"}], "type": "factoid"},
+            {
+                "id": "q1",
+                "question": "A?",
+                "answerable": True,
+                "evidence": [{"doc": "d1.txt", "text": "alpha  beta"}],
+                "type": "factoid",
+            },
             {"id": "q2", "question": "B?", "answerable": False, "evidence": [], "type": "why"},
         ]
     )
@@ -51,8 +57,20 @@ def test_first_hit_needs_the_right_source_and_the_evidence_text() -> None:
 def test_gold_report_figures() -> None:
     items = _gold(
         [
-            {"id": "a1", "question": "1?", "answerable": True, "evidence": [{"doc": "d", "text": "x"}], "type": "factoid"},
-            {"id": "a2", "question": "2?", "answerable": True, "evidence": [{"doc": "d", "text": "x"}], "type": "factoid"},
+            {
+                "id": "a1",
+                "question": "1?",
+                "answerable": True,
+                "evidence": [{"doc": "d", "text": "x"}],
+                "type": "factoid",
+            },
+            {
+                "id": "a2",
+                "question": "2?",
+                "answerable": True,
+                "evidence": [{"doc": "d", "text": "x"}],
+                "type": "factoid",
+            },
             {"id": "a3", "question": "3?", "answerable": True, "evidence": [{"doc": "d", "text": "x"}], "type": "why"},
             {"id": "a4", "question": "4?", "answerable": True, "evidence": [{"doc": "d", "text": "x"}], "type": "why"},
             {"id": "u1", "question": "5?", "answerable": False, "evidence": [], "type": "factoid"},
@@ -131,10 +149,20 @@ def test_eval_rejects_a_bad_gold_file(tmp_path: Path) -> None:
 def test_eval_command_on_a_tiny_gold_file(seed_engine, tmp_path: Path) -> None:  # noqa: F811
     gold = tmp_path / "gold.jsonl"
     rows = [
-        {"id": "q1", "question": "Between which years did the Anglo-Japanese Alliance last?", "answerable": True,
-         "evidence": [{"doc": "002_68815a687c627eef.txt", "text": "lasting between 1902 and 1922"}], "type": "factoid"},
-        {"id": "q2", "question": "How many Self-Defense Force officers are currently posted at NATO Headquarters?",
-         "answerable": False, "evidence": [], "type": "factoid"},
+        {
+            "id": "q1",
+            "question": "Between which years did the Anglo-Japanese Alliance last?",
+            "answerable": True,
+            "evidence": [{"doc": "002_68815a687c627eef.txt", "text": "lasting between 1902 and 1922"}],
+            "type": "factoid",
+        },
+        {
+            "id": "q2",
+            "question": "How many Self-Defense Force officers are currently posted at NATO Headquarters?",
+            "answerable": False,
+            "evidence": [],
+            "type": "factoid",
+        },
     ]
     gold.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     done = _cli("eval", str(gold), "--index", str(seed_engine.settings.index), "--json")
@@ -149,15 +177,22 @@ def test_eval_beir_reports_each_system_against_its_baselines(tmp_path: Path) -> 
     folder = tmp_path / "tiny-beir"
     (folder / "qrels").mkdir(parents=True)
     docs = {
-        "d1": ("Aspirin and heart attacks", "Daily low-dose aspirin reduces the risk of a first heart attack in older adults."),
+        "d1": (
+            "Aspirin and heart attacks",
+            "Daily low-dose aspirin reduces the risk of a first heart attack in older adults.",
+        ),
         "d2": ("Vitamin D and bones", "Vitamin D supplements improve bone density in people with a deficiency."),
         "d3": ("Sleep and memory", "Deep sleep consolidates memories formed during the day."),
         "d4": ("Exercise and mood", "Regular aerobic exercise lowers symptoms of depression."),
     }
-    (folder / "corpus.jsonl").write_text("\n".join(json.dumps({"_id": k, "title": t, "text": x}) for k, (t, x) in docs.items()) + "\n")
+    (folder / "corpus.jsonl").write_text(
+        "\n".join(json.dumps({"_id": k, "title": t, "text": x}) for k, (t, x) in docs.items()) + "\n"
+    )
     (folder / "queries.jsonl").write_text(
-        json.dumps({"_id": "1", "text": "aspirin prevents myocardial infarction"}) + "\n"
-        + json.dumps({"_id": "2", "text": "sleeping well helps you remember"}) + "\n"
+        json.dumps({"_id": "1", "text": "aspirin prevents myocardial infarction"})
+        + "\n"
+        + json.dumps({"_id": "2", "text": "sleeping well helps you remember"})
+        + "\n"
     )
     (folder / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n1\td1\t1\n2\td3\t1\n")
     done = _cli("eval-beir", str(folder), "--index", str(tmp_path / "index"), "--json")

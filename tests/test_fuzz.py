@@ -107,15 +107,33 @@ def test_odd_html_is_a_clean_source_or_a_clear_refusal(data: bytes) -> None:
     _source_or_refusal(data, "html", "fuzzed.html")
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture], database=None)
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    database=None,
+)
 @given(
     data=st.one_of(encoded(), st.binary(max_size=1024)),
     name=st.one_of(
-        st.sampled_from(["../../etc/x.txt", "/abs/a.md", "a\x00b.txt", "\u202egnp.txt", "CON.txt", ".hidden.md", "x.meta.json", "a\nb.md"]),
+        st.sampled_from(
+            [
+                "../../etc/x.txt",
+                "/abs/a.md",
+                "a\x00b.txt",
+                "\u202egnp.txt",
+                "CON.txt",
+                ".hidden.md",
+                "x.meta.json",
+                "a\nb.md",
+            ]
+        ),
         st.tuples(st.text(max_size=30), st.sampled_from([".txt", ".md", ".html", ".pdf", ".TXT", ""])).map("".join),
     ),
 )
-def test_corpus_add_adds_a_readable_source_inside_the_folder_or_nothing(tmp_path_factory: pytest.TempPathFactory, data: bytes, name: str) -> None:
+def test_corpus_add_adds_a_readable_source_inside_the_folder_or_nothing(
+    tmp_path_factory: pytest.TempPathFactory, data: bytes, name: str
+) -> None:
     folder = tmp_path_factory.mktemp("fuzz-corpus")
     before = tree_digest(folder)
     try:
@@ -144,7 +162,7 @@ QUESTIONS_OK = [
     "\x1b[31mred\x07 bell",
     "\u202eOTAN dna napaJ",
     "e\u0301\u0301 combining",
-    "<script>alert(1)</script> & \"quotes\"",
+    '<script>alert(1)</script> & "quotes"',
 ]
 QUESTIONS_REFUSED = ["", " ", "\t\n\r ", "\u3000\u00a0", "x" * 1001, JAPANESE_1000 + "日"]
 
@@ -159,7 +177,10 @@ def client(corpus_settings: Settings, embedder: Embedder) -> Iterator[TestClient
 @pytest.mark.model
 @pytest.mark.parametrize("q", QUESTIONS_OK, ids=range(len(QUESTIONS_OK)))
 def test_odd_questions_are_answered_over_json_and_the_page(client: TestClient, q: str) -> None:
-    for r in (client.get("/api/search", params={"q": q, "k": 2}), client.post("/api/search", json={"question": q, "k": 2})):
+    for r in (
+        client.get("/api/search", params={"q": q, "k": 2}),
+        client.post("/api/search", json={"question": q, "k": 2}),
+    ):
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["query"] == " ".join(q.split()) and isinstance(body["answer_found"], bool)
@@ -195,7 +216,9 @@ def test_undecodable_percent_encoding_never_breaks_the_api(client: TestClient, r
 
 
 @pytest.mark.model
-@pytest.mark.parametrize("body", [b'{"question": "Japan \\ud800 NATO"}', b'{"question": "\\udfff"}', b'{"question": "\\u0000"}'])
+@pytest.mark.parametrize(
+    "body", [b'{"question": "Japan \\ud800 NATO"}', b'{"question": "\\udfff"}', b'{"question": "\\u0000"}']
+)
 def test_escaped_lone_surrogates_in_json_are_refused_not_crashed(client: TestClient, body: bytes) -> None:
     r = client.post("/api/search", content=body, headers={"content-type": "application/json"})
     assert r.status_code in (200, 422) and ("error" in r.json()) == (r.status_code == 422)
@@ -205,7 +228,9 @@ def test_escaped_lone_surrogates_in_json_are_refused_not_crashed(client: TestCli
 @pytest.mark.parametrize("q", ["", "   ", "x" * 1001, "\x1b[31mred\x07 bell 日本とNATOの協力 — НАТО 🇯🇵 \u202e"])
 def test_odd_questions_on_the_command_line(corpus_settings: Settings, q: str) -> None:
     exe = str(Path(sys.executable).with_name("jn-qa"))
-    done = subprocess.run([exe, "ask", q, "--index", str(corpus_settings.index), "-k", "1", "--json"], capture_output=True, timeout=300)
+    done = subprocess.run(
+        [exe, "ask", q, "--index", str(corpus_settings.index), "-k", "1", "--json"], capture_output=True, timeout=300
+    )
     err = done.stderr.decode()
     assert "Traceback" not in err
     if q.strip() and len(q) <= 1000:

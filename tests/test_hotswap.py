@@ -51,7 +51,10 @@ def server(tmp_path: Path) -> Iterator[Server]:
     exe = str(Path(sys.executable).with_name("jn-qa"))
     log = (tmp_path / "server.log").open("wb")
     proc = subprocess.Popen(
-        [exe, "serve", "--index", str(s.index), "--corpus", str(s.corpus), "--port", str(port)], env=env, stdout=log, stderr=log
+        [exe, "serve", "--index", str(s.index), "--corpus", str(s.corpus), "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=log,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -162,7 +165,9 @@ def test_an_admin_upload_and_rebuild_swap_in_under_load(server: Server) -> None:
     auth = {"Authorization": f"Bearer {TOKEN}"}
     with Hammer(server.url) as hammer:
         time.sleep(1.0)
-        up = httpx.post(server.url + "/api/sources", headers=auth, files={"file": ("kestrel.txt", NEW_SOURCE.encode())}, timeout=60)
+        up = httpx.post(
+            server.url + "/api/sources", headers=auth, files={"file": ("kestrel.txt", NEW_SOURCE.encode())}, timeout=60
+        )
         assert up.status_code == 201, up.text
         r = httpx.post(server.url + "/api/index/rebuild", headers=auth, timeout=300)
         assert r.status_code == 200, r.text

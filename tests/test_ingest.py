@@ -27,7 +27,9 @@ def test_without_sidecar_the_title_is_the_first_line(tmp_path: Path) -> None:
 
 
 def test_front_matter_is_metadata_not_text_and_sidecar_wins(tmp_path: Path) -> None:
-    (tmp_path / "c.md").write_text("---\ntitle: From Front Matter\nauthor: F. M.\n---\n# Heading\n\nBody.", encoding="utf-8")
+    (tmp_path / "c.md").write_text(
+        "---\ntitle: From Front Matter\nauthor: F. M.\n---\n# Heading\n\nBody.", encoding="utf-8"
+    )
     (src,) = ingest.read_corpus(tmp_path)
     assert src.meta.title == "From Front Matter" and src.meta.author == "F. M."
     assert "---" not in src.doc.text and src.doc.text.startswith("Heading")
@@ -59,7 +61,13 @@ def test_missing_corpus_and_bad_sidecar_are_clear_errors(tmp_path: Path) -> None
 
 @pytest.mark.parametrize(
     ("data", "message"),
-    [(b"", "empty"), (b"   \n", "empty"), (b"\x00\x01binary\x00", "binary"), (b"caf\xe9 latin-1", "UTF-8"), (b"\x01\x02\x03\x04\x05\x06" * 10, "unprintable")],
+    [
+        (b"", "empty"),
+        (b"   \n", "empty"),
+        (b"\x00\x01binary\x00", "binary"),
+        (b"caf\xe9 latin-1", "UTF-8"),
+        (b"\x01\x02\x03\x04\x05\x06" * 10, "unprintable"),
+    ],
 )
 def test_undecodable_or_empty_text_is_refused(data: bytes, message: str) -> None:
     with pytest.raises(UnsupportedSource, match=message):
@@ -68,7 +76,11 @@ def test_undecodable_or_empty_text_is_refused(data: bytes, message: str) -> None
 
 def test_beir_corpus_lines_become_sources(tmp_path: Path) -> None:
     rows = [
-        {"_id": "4983", "title": "Microstructural development", "text": "Alterations of the architecture. A second sentence."},
+        {
+            "_id": "4983",
+            "title": "Microstructural development",
+            "text": "Alterations of the architecture. A second sentence.",
+        },
         {"_id": "5836", "title": "", "text": "Untitled abstract text."},
     ]
     (tmp_path / "corpus.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
@@ -88,7 +100,11 @@ def test_seed_corpus_metadata_and_no_residue() -> None:
     assert len(sources) == 5
     hornung = sources["000_5bb0229532a43c0e"].meta
     assert (hornung.title, hornung.author, hornung.publisher, hornung.published) == (
-        "Japan-NATO Ties: For What End?", "Jeffrey W. Hornung", "RAND", "2024-07-08")
+        "Japan-NATO Ties: For What End?",
+        "Jeffrey W. Hornung",
+        "RAND",
+        "2024-07-08",
+    )
     assert sources["002_68815a687c627eef"].meta.author is None  # not stated in the text: not invented
     residue = "\n".join(s.doc.text for s in sources.values())
     assert "](#)" not in residue and "Subscribe" not in residue and "\\(" not in residue

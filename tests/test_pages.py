@@ -110,7 +110,9 @@ def test_results_are_citation_cards_with_the_support_marked(client: TestClient) 
         assert marks == [r["text"][h["start"] - r["start"] : h["end"] - r["start"]] for h in r["highlights"]]
         assert squash(texts_of("blockquote", card)[0]) == squash(r["text"])
         assert attr_values("data-citation", card) == [r["citation"]]
-        assert re.search(r'<button type="button" class="copy" data-citation="[^"]*" hidden>Copy citation</button>', card)
+        assert re.search(
+            r'<button type="button" class="copy" data-citation="[^"]*" hidden>Copy citation</button>', card
+        )
         href = re.search(r'<a class="context" href="([^"]*)"', card).group(1)  # type: ignore[union-attr]
         parts = urlsplit(html.unescape(href))
         assert parts.path == f"/sources/{source['id']}" and parts.fragment == "passage"
@@ -222,7 +224,15 @@ def test_in_context_link_marks_exactly_the_cited_passage(client: TestClient) -> 
 
 @pytest.mark.parametrize(
     "query",
-    ["start=10", "end=10", "start=10&end=10", "start=20&end=10", "start=-1&end=10", "start=0&end=99999999", "start=a&end=3"],
+    [
+        "start=10",
+        "end=10",
+        "start=10&end=10",
+        "start=20&end=10",
+        "start=-1&end=10",
+        "start=0&end=99999999",
+        "start=a&end=3",
+    ],
 )
 def test_a_bad_passage_range_is_a_friendly_422(client: TestClient, query: str) -> None:
     page = assert_page(client.get(f"/sources/003_c32e3aa4097a6e4c?{query}"), 422)
@@ -257,7 +267,9 @@ def test_hostile_source_metadata_and_text_are_shown_as_text(hostile: TestClient)
     for page in pages:
         assert SCRIPT not in page and "<b>Bold</b>" not in page
         assert escape(SCRIPT) in page
-        assert not [h for h in attr_values("href", page) if "javascript" in h.lower()]  # shown as text at most, never a link
+        assert not [
+            h for h in attr_values("href", page) if "javascript" in h.lower()
+        ]  # shown as text at most, never a link
         assert_self_contained(page)
     assert "Mallory &lt;b&gt;Bold&lt;/b&gt;" in pages[1]
 

@@ -91,7 +91,9 @@ def test_rebuild_under_load_fails_nothing_and_never_mixes_versions(tmp_path: Pat
     with load.serve(s.index, corpus=s.corpus, env=env, log=tmp_path / "server.log") as server:
         url = server.url
         run = load.run_load(url, QUESTIONS, clients=8, seconds=3, keep_bodies=True, during=rebuild)
-        top = httpx.get(url + "/api/search", params={"q": "Who patrols under the Kestrel Harbour Accord?"}, timeout=60).json()
+        top = httpx.get(
+            url + "/api/search", params={"q": "Who patrols under the Kestrel Harbour Accord?"}, timeout=60
+        ).json()
     assert run.summary()["failed"] == 0, run.summary()["failure_examples"]
     assert built["published"] and built["sources_added"] == ["kestrel-harbour-accord"]
     bodies = [x.body for x in run.samples if x.body is not None]
@@ -106,7 +108,10 @@ def test_rebuild_under_load_fails_nothing_and_never_mixes_versions(tmp_path: Pat
 def test_mixed_answers_are_caught() -> None:
     """The no-mixing check itself: a result cut from another version's text is reported."""
     texts = {"v1": {"a": "Old text about Tokyo."}, "v2": {"a": "New text about Tokyo and Brussels."}}
-    ok = {"version": "v2", "results": [{"source": {"id": "a"}, "start": 0, "end": 8, "text": "New text", "highlights": []}]}
+    ok = {
+        "version": "v2",
+        "results": [{"source": {"id": "a"}, "start": 0, "end": 8, "text": "New text", "highlights": []}],
+    }
     mixed = {"version": "v1", "results": ok["results"]}
     outside = {"version": "v2", "results": [{**ok["results"][0], "highlights": [{"start": 4, "end": 20}]}]}
     assert load.mixed_answers([ok], texts) == []
@@ -140,7 +145,9 @@ def test_concurrent_searches_and_a_build_on_one_fresh_model_agree_with_sequentia
         except Exception as e:
             errors.append(repr(e))
 
-    threads = [threading.Thread(target=ask, args=(q,)) for q in qs] + [threading.Thread(target=encode_passages) for _ in range(2)]
+    threads = [threading.Thread(target=ask, args=(q,)) for q in qs] + [
+        threading.Thread(target=encode_passages) for _ in range(2)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -186,7 +193,9 @@ def test_a_server_killed_during_an_admin_rebuild_keeps_a_whole_index(tmp_path: P
     old_files = tree_digest(layout.version(old))
     env = {"JNQA_ADMIN_TOKEN": TOKEN}
     with load.serve(s.index, corpus=s.corpus, env=env, log=tmp_path / "server.log") as server:
-        up = httpx.post(server.url + "/api/sources", headers=AUTH, files={"file": ("kestrel.txt", load.NEW_SOURCE.encode())})
+        up = httpx.post(
+            server.url + "/api/sources", headers=AUTH, files={"file": ("kestrel.txt", load.NEW_SOURCE.encode())}
+        )
         assert up.status_code == 201
         threading.Thread(target=_post_quietly, args=(server.url + "/api/index/rebuild?full=true",), daemon=True).start()
         deadline = time.monotonic() + 60
@@ -259,11 +268,18 @@ def test_a_build_that_runs_out_of_disk_leaves_the_current_index_intact(tmp_path:
         _resize(small_disk, _used(small_disk) + int(share * version_bytes))
         with pytest.raises(BuildError) as failed:
             build(settings, embedder())
-        assert re.fullmatch(r"could not write the index \((No space left on device|.*the disk is probably full)\); the current index is unchanged", failed.value.message)
+        assert re.fullmatch(
+            r"could not write the index \((No space left on device|.*the disk is probably full)\); the current index is unchanged",
+            failed.value.message,
+        )
         assert tree_digest(index) == old_files
         reasons.add(failed.value.message)
     done = _cli("build", "--corpus", str(s.corpus), "--index", str(index))
-    assert done.returncode == 1 and done.stderr.startswith("error: could not write the index (") and done.stderr.count("\n") == 1
+    assert (
+        done.returncode == 1
+        and done.stderr.startswith("error: could not write the index (")
+        and done.stderr.count("\n") == 1
+    )
     assert tree_digest(index) == old_files
     _resize(small_disk, 4 * 2**20)
     assert build(settings, embedder()).published
@@ -287,7 +303,11 @@ def test_an_upload_to_a_full_disk_is_refused_and_adds_nothing(tmp_path: Path, sm
     assert r.json()["error"]["message"].startswith("could not write report.txt to the corpus (No space left on device)")
     assert tree_digest(corpus) == before
     done = _cli("add", str(_write(tmp_path / "report.txt", big)), "--corpus", str(corpus))
-    assert done.returncode == 1 and done.stderr.startswith("error: could not write report.txt") and "Traceback" not in done.stderr
+    assert (
+        done.returncode == 1
+        and done.stderr.startswith("error: could not write report.txt")
+        and "Traceback" not in done.stderr
+    )
     assert tree_digest(corpus) == before
 
 

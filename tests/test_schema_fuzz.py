@@ -27,7 +27,27 @@ EXAMPLES = 25
 # Too many files in one upload is refused with 413 (documented), which schemathesis does not count as a
 # rejection of invalid input by default.
 CONFIG = schemathesis.Config.from_dict(
-    {"checks": {"negative_data_rejection": {"expected-statuses": ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx"]}}}
+    {
+        "checks": {
+            "negative_data_rejection": {
+                "expected-statuses": [
+                    "400",
+                    "401",
+                    "403",
+                    "404",
+                    "405",
+                    "406",
+                    "409",
+                    "413",
+                    "415",
+                    "422",
+                    "428",
+                    "429",
+                    "5xx",
+                ]
+            }
+        }
+    }
 )
 SKIP = {"POST /api/index/rebuild"}  # a rebuild per example would take minutes; test_admin and test_reliability cover it
 
@@ -42,9 +62,9 @@ def _fuzz(app: Any, headers: dict[str, str], tried: dict[str, int]) -> list[str]
             continue
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             check = _checker(op.label, headers, failures, tried)
-            test = settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))(
-                given(case=op.as_strategy(mode))(check)
-            )
+            test = settings(
+                max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+            )(given(case=op.as_strategy(mode))(check))
             try:
                 test()
             except Unsatisfiable:

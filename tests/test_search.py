@@ -9,7 +9,7 @@ from _quality_fixtures import real_embedder, seed_engine, small_engine  # noqa: 
 from jn_qa.errors import InvalidInput
 from jn_qa.lexical import term_rows, tokenize
 from jn_qa.ranking import FEATURES, LinearModel, standardise
-from jn_qa.search import _rank_in, _ranges, clean_query, sentence_terms
+from jn_qa.search import _ranges, _rank_in, clean_query, sentence_terms
 
 
 def test_ranges_concatenates_aranges() -> None:
@@ -90,8 +90,13 @@ def test_coverage_features_count_query_terms_in_passage_and_best_sentence(small_
         text = version.passage_text(int(pid))
         in_passage = {vocab[t] for t in tokenize(text) if t in vocab} & wanted
         assert cands.column("coverage")[j] == pytest.approx(sum(idf[t] for t in in_passage) / qt.total)
-        sents = [version.text(int(version.passages[int(pid), 0]))[int(a) : int(b)] for a, b in version.sentences[cands.sentence_rows[cands.sentence_slice(j)]]]
-        best = max(sum(idf[t] for t in {vocab[w] for w in tokenize(s) if w in vocab} & wanted) for s in sents) / qt.total
+        sents = [
+            version.text(int(version.passages[int(pid), 0]))[int(a) : int(b)]
+            for a, b in version.sentences[cands.sentence_rows[cands.sentence_slice(j)]]
+        ]
+        best = (
+            max(sum(idf[t] for t in {vocab[w] for w in tokenize(s) if w in vocab} & wanted) for s in sents) / qt.total
+        )
         assert cands.column("sentence_coverage")[j] == pytest.approx(best)
 
 
@@ -180,7 +185,11 @@ def test_cross_encoder_stage_reorders_the_top_candidates_only(small_engine) -> N
 
     state = small_engine.state
     plain = state.searcher.retrieve("cooperation cyber defence maritime")
-    searcher = type(state.searcher)(state.version, state.searcher.embedder, cross_encoder=CrossEncoderStage(state.version.folder, top=3, model=LengthScorer()))
+    searcher = type(state.searcher)(
+        state.version,
+        state.searcher.embedder,
+        cross_encoder=CrossEncoderStage(state.version.folder, top=3, model=LengthScorer()),
+    )
     got = searcher.retrieve("cooperation cyber defence maritime")
     head = [int(got.candidates.ids[i]) for i in got.order[:3]]
     assert sorted(head) == sorted(int(plain.candidates.ids[i]) for i in plain.order[:3])

@@ -45,7 +45,9 @@ def client(seeded: Settings) -> Iterator[TestClient]:
 # ---------------------------------------------------------------- the admin token
 
 
-def test_every_admin_request_compares_the_token_in_constant_time(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_admin_request_compares_the_token_in_constant_time(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls: list[tuple[bytes, bytes]] = []
     real = hmac.compare_digest
 
@@ -54,7 +56,12 @@ def test_every_admin_request_compares_the_token_in_constant_time(client: TestCli
         return real(a, b)
 
     monkeypatch.setattr(admin.hmac, "compare_digest", spy)
-    headers = [AUTH, {"Authorization": "Bearer wrong"}, {"Authorization": f"bearer {TOKEN}"}, {"Authorization": f"Bearer {TOKEN[:-1]}"}]
+    headers = [
+        AUTH,
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": f"bearer {TOKEN}"},
+        {"Authorization": f"Bearer {TOKEN[:-1]}"},
+    ]
     statuses = [client.get("/api/index/status", headers=h).status_code for h in headers]
     assert statuses == [200, 401, 200, 401]  # the scheme is case-insensitive (RFC 7235), the token is not
     assert len(calls) == 4 and all(b == TOKEN.encode() for _, b in calls)
@@ -92,7 +99,9 @@ HOSTILE_IDS = [
 
 
 @pytest.mark.parametrize("source_id", HOSTILE_IDS, ids=range(len(HOSTILE_IDS)))
-def test_hostile_ids_are_refused_on_every_route_and_touch_no_file(client: TestClient, seeded: Settings, source_id: str) -> None:
+def test_hostile_ids_are_refused_on_every_route_and_touch_no_file(
+    client: TestClient, seeded: Settings, source_id: str
+) -> None:
     outside = seeded.corpus.parent
     before = tree_digest(outside)
     for method, path, kw in [
@@ -117,14 +126,24 @@ def test_uploaded_file_names_become_ids_inside_the_corpus(tmp_path: Path) -> Non
     s.corpus.mkdir(parents=True)
     canary = tmp_path / "lib" / "canary.txt"
     canary.write_text("outside", encoding="utf-8")
-    names = ["../canary.txt", "../../etc/passwd.txt", "/etc/hosts.md", "C:\\Windows\\..\\win.txt", "..\\..\\boot.txt", ".htaccess.txt", "a\x00b.txt"]
+    names = [
+        "../canary.txt",
+        "../../etc/passwd.txt",
+        "/etc/hosts.md",
+        "C:\\Windows\\..\\win.txt",
+        "..\\..\\boot.txt",
+        ".htaccess.txt",
+        "a\x00b.txt",
+    ]
     with TestClient(create_app(s, engine=Engine(s), watch=False)) as c:
         for n, name in enumerate(names):
             r = c.post("/api/sources", headers=AUTH, files={"file": (name, f"Text number {n} about NATO.".encode())})
             assert r.status_code == 201, (name, r.text)
     assert canary.read_text(encoding="utf-8") == "outside"
     stored = sorted(p.name for p in s.corpus.iterdir())
-    assert stored == sorted(["canary.txt", "passwd.txt", "hosts.md", "win.txt", "boot.txt", "htaccess.txt", "a-00b.txt"])  # the client sends NUL as %00
+    assert stored == sorted(
+        ["canary.txt", "passwd.txt", "hosts.md", "win.txt", "boot.txt", "htaccess.txt", "a-00b.txt"]
+    )  # the client sends NUL as %00
     assert {p.name for p in (tmp_path / "lib").iterdir()} == {"corpus", "canary.txt"}
 
 
@@ -150,11 +169,24 @@ RESPONSES: list[tuple[str, str, dict[str, Any], int]] = [
     ("GET", "/nope", {}, 404),
     ("GET", "/static/nope.js", {}, 404),
     ("PUT", "/api/search", {}, 405),
-    ("OPTIONS", "/api/search", {"headers": {"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"}}, 405),
+    (
+        "OPTIONS",
+        "/api/search",
+        {"headers": {"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"}},
+        405,
+    ),
     ("GET", "/api/search?q=", {}, 422),
     ("GET", "/?q=x&k=0", {}, 422),
     ("POST", "/api/sources", {"headers": {**AUTH, "Content-Type": "text/plain"}, "content": b"x"}, 415),
-    ("POST", "/api/sources", {"headers": {**AUTH, "Content-Length": str(10**9), "Content-Type": "multipart/form-data; boundary=b"}, "content": b""}, 413),
+    (
+        "POST",
+        "/api/sources",
+        {
+            "headers": {**AUTH, "Content-Length": str(10**9), "Content-Type": "multipart/form-data; boundary=b"},
+            "content": b"",
+        },
+        413,
+    ),
 ]
 
 
@@ -162,15 +194,25 @@ def _assert_secure(r: httpx.Response) -> None:
     h = r.headers
     csp = h["content-security-policy"]
     assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
-    assert h["x-content-type-options"] == "nosniff" and h["referrer-policy"] == "no-referrer" and h["x-frame-options"] == "DENY"
+    assert (
+        h["x-content-type-options"] == "nosniff"
+        and h["referrer-policy"] == "no-referrer"
+        and h["x-frame-options"] == "DENY"
+    )
     assert not any(k.lower().startswith("access-control-") for k in h)  # CORS closed: no origin is granted anything
 
 
-@pytest.mark.parametrize(("method", "path", "kw", "status"), RESPONSES, ids=[f"{m} {p} {s}" for m, p, _, s in RESPONSES])
+@pytest.mark.parametrize(
+    ("method", "path", "kw", "status"), RESPONSES, ids=[f"{m} {p} {s}" for m, p, _, s in RESPONSES]
+)
 def test_every_kind_of_response_carries_the_security_headers_and_no_cors(
     client: TestClient, method: str, path: str, kw: dict[str, Any], status: int
 ) -> None:
-    headers = {"Origin": "https://evil.example", **kw.pop("headers", {})} if "headers" in kw else {"Origin": "https://evil.example"}
+    headers = (
+        {"Origin": "https://evil.example", **kw.pop("headers", {})}
+        if "headers" in kw
+        else {"Origin": "https://evil.example"}
+    )
     r = client.request(method, path, headers=headers, **kw)
     assert r.status_code == status, r.text[:300]
     _assert_secure(r)
@@ -179,7 +221,11 @@ def test_every_kind_of_response_carries_the_security_headers_and_no_cors(
 def test_admin_off_and_no_index_and_a_crash_are_secured_too(tmp_path: Path) -> None:
     off = Settings(corpus=tmp_path, index=tmp_path / "none")
     with TestClient(create_app(off, engine=Engine(off, embedder()), watch=False)) as c:
-        for r, status in ((c.post("/api/index/rebuild", headers=AUTH), 403), (c.get("/api/search?q=x"), 503), (c.get("/?q=x"), 503)):
+        for r, status in (
+            (c.post("/api/index/rebuild", headers=AUTH), 403),
+            (c.get("/api/search?q=x"), 503),
+            (c.get("/?q=x"), 503),
+        ):
             assert r.status_code == status
             _assert_secure(r)
     s = seed_copy(tmp_path / "boom")
@@ -199,7 +245,7 @@ def test_admin_off_and_no_index_and_a_crash_are_secured_too(tmp_path: Path) -> N
         "/?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E&k=%3Cscript%3Ealert(1)%3C%2Fscript%3E",
         f"/sources/{SOURCE}?start=%3Cscript%3Ealert(1)%3C%2Fscript%3E&end=1",
         "/%3Cscript%3Ealert(1)%3C%2Fscript%3E",
-        f"/?q=Japan&source=%22%3E%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+        "/?q=Japan&source=%22%3E%3Cscript%3Ealert(1)%3C%2Fscript%3E",
     ],
 )
 def test_error_pages_escape_what_the_request_said(client: TestClient, path: str) -> None:
@@ -219,7 +265,9 @@ def test_loopback_is_the_default_address_everywhere(tmp_path: Path) -> None:
     exe = str(Path(sys.executable).with_name("jn-qa"))
     env = {k: v for k, v in os.environ.items() if k != "JNQA_HOST"}
     log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen([exe, "serve", "--index", str(s.index), "--port", str(port)], env=env, stdout=log, stderr=log)
+    proc = subprocess.Popen(
+        [exe, "serve", "--index", str(s.index), "--port", str(port)], env=env, stdout=log, stderr=log
+    )
     try:
         listening = _wait_listening(proc, port)
     finally:
@@ -233,7 +281,11 @@ def _wait_listening(proc: subprocess.Popen[bytes], port: int, timeout: float = 1
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None
-        found = {c.laddr.ip for c in psutil.Process(proc.pid).net_connections(kind="inet") if c.status == psutil.CONN_LISTEN and c.laddr.port == port}
+        found = {
+            c.laddr.ip
+            for c in psutil.Process(proc.pid).net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+        }
         if found:
             return found
         time.sleep(0.2)
@@ -255,9 +307,26 @@ def test_no_secret_reaches_the_logs_even_at_trace_level(tmp_path: Path) -> None:
     (tmp_path / "log.json").write_text(json.dumps(LOG_CONFIG), encoding="utf-8")
     port = free_port()
     wrong = "wrong-token-5e1d"
-    env = {**os.environ, "JNQA_INDEX": str(s.index), "JNQA_CORPUS": str(s.corpus), "JNQA_ADMIN_TOKEN": TOKEN, "HF_HUB_OFFLINE": "1"}
-    args = [sys.executable, "-m", "uvicorn", "jn_qa.api:app_from_env", "--factory", "--port", str(port),
-            "--log-level", "trace", "--log-config", str(tmp_path / "log.json")]
+    env = {
+        **os.environ,
+        "JNQA_INDEX": str(s.index),
+        "JNQA_CORPUS": str(s.corpus),
+        "JNQA_ADMIN_TOKEN": TOKEN,
+        "HF_HUB_OFFLINE": "1",
+    }
+    args = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "jn_qa.api:app_from_env",
+        "--factory",
+        "--port",
+        str(port),
+        "--log-level",
+        "trace",
+        "--log-config",
+        str(tmp_path / "log.json"),
+    ]
     log_path = tmp_path / "server.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(args, env=env, stdout=log, stderr=log)
@@ -272,8 +341,12 @@ def test_no_secret_reaches_the_logs_even_at_trace_level(tmp_path: Path) -> None:
             statuses = [
                 c.get("/api/index/status", headers={"Authorization": f"Bearer {wrong}"}).status_code,
                 c.get("/api/index/status", headers=AUTH).status_code,
-                c.post("/api/sources", headers=AUTH, files={"file": ("note.txt", b"A short note about Japan and NATO.")}).status_code,
-                c.post("/api/sources", headers={"Authorization": f"Bearer {wrong}"}, files={"file": ("x.txt", b"x")}).status_code,
+                c.post(
+                    "/api/sources", headers=AUTH, files={"file": ("note.txt", b"A short note about Japan and NATO.")}
+                ).status_code,
+                c.post(
+                    "/api/sources", headers={"Authorization": f"Bearer {wrong}"}, files={"file": ("x.txt", b"x")}
+                ).status_code,
                 c.delete("/api/sources/note", headers=AUTH).status_code,
                 c.get("/api/search", params={"q": "Japan NATO"}, headers=AUTH).status_code,
             ]
@@ -284,6 +357,8 @@ def test_no_secret_reaches_the_logs_even_at_trace_level(tmp_path: Path) -> None:
     text = log_path.read_text(errors="replace")
     assert "GET /api/index/status" in text and "TRACE" in text and "DEBUG" in text  # it did log, verbosely
     assert TOKEN not in text and wrong not in text
-    shown = subprocess.run([str(Path(sys.executable).with_name("jn-qa")), "settings", "--json"], env=env, capture_output=True, text=True)
+    shown = subprocess.run(
+        [str(Path(sys.executable).with_name("jn-qa")), "settings", "--json"], env=env, capture_output=True, text=True
+    )
     assert TOKEN not in shown.stdout + shown.stderr and "(set, hidden)" in shown.stdout
     assert TOKEN not in repr(s.replace(admin_token=TOKEN))

@@ -32,7 +32,11 @@ def test_manifest_round_trip(tiny: Settings, fake_embedder: FakeEmbedder) -> Non
     m = version.manifest
     assert m["version"] == report.version == version.name
     assert m["model"] == {"name": "fake", "hash": fake_embedder.file_hash, "dim": fake_embedder.dim}
-    assert {k: m["chunking"][k] for k in ("words", "overlap", "splitter")} == {"words": 12, "overlap": 4, "splitter": "pysbd"}
+    assert {k: m["chunking"][k] for k in ("words", "overlap", "splitter")} == {
+        "words": 12,
+        "overlap": 4,
+        "splitter": "pysbd",
+    }
     assert len(m["chunking"]["pipeline"]) == 16  # the cleaning and chunking code's fingerprint
     assert m["counts"]["sources"] == 2 and m["counts"]["passages"] == version.size == report.passages_total
     assert set(m["sources"]) == {"alpha", "beta"} and all(len(h) == 64 for h in m["sources"].values())

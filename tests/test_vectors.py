@@ -56,7 +56,9 @@ def exact_top(data: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_each_kind_loads_memory_mapped_and_finds_its_own_vectors(kind: str, built: dict[str, Path], data: np.ndarray) -> None:
+def test_each_kind_loads_memory_mapped_and_finds_its_own_vectors(
+    kind: str, built: dict[str, Path], data: np.ndarray
+) -> None:
     index = VectorIndex.load(built[kind], kind, mmap=True)
     assert index.size == len(data)
     for i in range(0, len(data), 601):
@@ -80,7 +82,9 @@ def test_memory_mapped_load_keeps_the_file_mapped(kind: str, built: dict[str, Pa
 
 
 @pytest.mark.parametrize("kind,floor", [("hnsw", 0.95), ("ivf-sq8", 0.9), ("ivf-pq", 0.4)])
-def test_approximate_kinds_recall_against_exact(kind: str, floor: float, built: dict[str, Path], data: np.ndarray, queries: np.ndarray) -> None:
+def test_approximate_kinds_recall_against_exact(
+    kind: str, floor: float, built: dict[str, Path], data: np.ndarray, queries: np.ndarray
+) -> None:
     index = VectorIndex.load(built[kind], kind)
     at10 = at100 = 0.0
     for q in queries:
@@ -99,13 +103,22 @@ def test_flat_is_exact(built: dict[str, Path], data: np.ndarray, queries: np.nda
 
 
 @pytest.mark.parametrize("kind", ["hnsw", "ivf-sq8"])
-def test_more_search_effort_does_not_lose_recall(kind: str, built: dict[str, Path], data: np.ndarray, queries: np.ndarray) -> None:
+def test_more_search_effort_does_not_lose_recall(
+    kind: str, built: dict[str, Path], data: np.ndarray, queries: np.ndarray
+) -> None:
     index = VectorIndex.load(built[kind], kind)
     assert index.effort == vectors.default_effort(kind) > 0
 
     def rec(effort: int) -> float:
         index.effort = effort
-        return float(np.mean([len(set(exact_top(data, q, 10).tolist()) & set(index.search(q, 10)[1].tolist())) / 10 for q in queries[:100]]))
+        return float(
+            np.mean(
+                [
+                    len(set(exact_top(data, q, 10).tolist()) & set(index.search(q, 10)[1].tolist())) / 10
+                    for q in queries[:100]
+                ]
+            )
+        )
 
     low, high = rec(1), rec(2_000)
     assert low < high

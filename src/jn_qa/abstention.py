@@ -53,7 +53,9 @@ _NAME_Q = re.compile(
     re.I,
 )
 _MONTHS = r"January|February|March|April|May|June|July|August|September|October|November|December"
-_DATE = re.compile(rf"\b(?:1[5-9]\d\d|20\d\d)s?\b|\b(?:{_MONTHS})\b|\b(?:last|next|this|that|the same|the following) (?:year|month)\b")
+_DATE = re.compile(
+    rf"\b(?:1[5-9]\d\d|20\d\d)s?\b|\b(?:{_MONTHS})\b|\b(?:last|next|this|that|the same|the following) (?:year|month)\b"
+)
 _NUMBER = re.compile(
     r"\b(?!(?:1[5-9]|20)\d\d\b)\d[\d,.]*|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
     r"fifteen|twenty|thirty|forty|fifty|hundred|thousand|million|billion|trillion|dozens?|percent|once|twice|"
@@ -91,7 +93,6 @@ def has_type(text: str, kind: str, question: str = "") -> bool:
         )
     pattern = _DATE if kind == "date" else _NUMBER
     return any(any(w.lower() not in asked for w in _WORD.findall(m.group(0))) for m in pattern.finditer(text))
-
 
 
 def specifics(question: str) -> list[str]:

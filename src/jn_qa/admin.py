@@ -24,8 +24,8 @@ from .build import BuildReport, build
 from .config import Settings
 from .embedding import Embedder
 from .engine import Engine
-from .openapi import fails
 from .errors import Busy, Forbidden, InvalidInput, TooLarge, Unauthorized, UnsupportedSource
+from .openapi import fails
 from .schema import META_FIELDS
 from .store import Layout
 
@@ -40,7 +40,12 @@ UPLOAD_BODY = {  # the form read_upload parses by hand, documented so /docs offe
                 "type": "object",
                 "required": [FILE_FIELD],
                 "properties": {
-                    FILE_FIELD: {"type": "array", "items": {"type": "string", "format": "binary"}, "minItems": 1, "maxItems": MAX_FILES},
+                    FILE_FIELD: {
+                        "type": "array",
+                        "items": {"type": "string", "format": "binary"},
+                        "minItems": 1,
+                        "maxItems": MAX_FILES,
+                    },
                     **{name: {"type": "string"} for name in META_FIELDS},
                 },
             }
@@ -69,7 +74,10 @@ def register(app: FastAPI, engine: Engine, settings: Settings) -> None:
         dependencies=admin,
         status_code=201,
         tags=["admin"],
-        responses={200: {"description": "Every file was already in the corpus (listed as duplicates)."}, **fails(401, 403, 409, 413, 415, 422, 507)},
+        responses={
+            200: {"description": "Every file was already in the corpus (listed as duplicates)."},
+            **fails(401, 403, 409, 413, 415, 422, 507),
+        },
         openapi_extra={"requestBody": UPLOAD_BODY},
     )
     async def add_sources(request: Request) -> Response:
@@ -80,7 +88,9 @@ def register(app: FastAPI, engine: Engine, settings: Settings) -> None:
         report = await run_in_threadpool(corpus.add_items, items, settings.corpus, meta, limit)
         return JSONResponse(report.to_dict(), status_code=201 if report.added else 200)
 
-    @app.delete("/api/sources/{source_id:path}", dependencies=admin, tags=["admin"], responses=fails(401, 403, 404, 422))
+    @app.delete(
+        "/api/sources/{source_id:path}", dependencies=admin, tags=["admin"], responses=fails(401, 403, 404, 422)
+    )
     def remove_source(source_id: Annotated[str, Path(pattern=ingest.ID_PATTERN.pattern)]) -> dict[str, Any]:
         """Remove a source from the corpus; the next rebuild drops its passages."""
         return corpus.remove(source_id, settings.corpus).to_dict()
@@ -147,7 +157,11 @@ async def read_upload(request: Request, limit: int) -> tuple[list[corpus.Incomin
     if declared.isdigit() and int(declared) > cap:
         raise TooLarge(f"the upload is over the limit of {limit:,} bytes")
     parser = MultiPartParser(
-        request.headers, _counted(request, cap, limit), max_files=MAX_FILES, max_fields=len(META_FIELDS), max_part_size=4096
+        request.headers,
+        _counted(request, cap, limit),
+        max_files=MAX_FILES,
+        max_fields=len(META_FIELDS),
+        max_part_size=4096,
     )
     try:
         form = await parser.parse()

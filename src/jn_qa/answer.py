@@ -176,7 +176,7 @@ def support(
     return [Span(int(spans[i][0]), int(spans[i][1])) for i in sorted(picks)]
 
 
-_MONTHS = ("January February March April May June July August September October November December").split()
+_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"]
 
 
 def human_date(value: str | None) -> str | None:

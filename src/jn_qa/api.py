@@ -105,7 +105,9 @@ def create_app(settings: Settings, engine: Engine | None = None, watch: bool = T
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        if exc.status_code == 400:  # FastAPI's answer to a body it cannot decode (not UTF-8): invalid input, like bad JSON
+        if (
+            exc.status_code == 400
+        ):  # FastAPI's answer to a body it cannot decode (not UTF-8): invalid input, like bad JSON
             return error_response(request, 422, "body: not valid JSON; send UTF-8 encoded JSON")
         return error_response(request, exc.status_code, str(exc.detail), exc.headers)
 
@@ -133,7 +135,9 @@ def create_app(settings: Settings, engine: Engine | None = None, watch: bool = T
 
     @app.get("/api/search", tags=["search"], summary="Ask a question", responses=ok(AnswerOut, 404, 422, 503))
     def search_get(
-        q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="The question, 1-1000 characters.")],
+        q: Annotated[
+            str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="The question, 1-1000 characters.")
+        ],
         k: pages.K = settings.k,
         source: pages.SourceIds = None,
         explain: Annotated[bool, Query(description="Include ranking explanations and timings.")] = False,
@@ -142,11 +146,15 @@ def create_app(settings: Settings, engine: Engine | None = None, watch: bool = T
         started = time.perf_counter()
         return answer_response(engine.ask(q, k=k, sources=source, explain=explain), explain, started)
 
-    @app.post("/api/search", tags=["search"], summary="Ask a question (JSON body)", responses=ok(AnswerOut, 404, 422, 503))
+    @app.post(
+        "/api/search", tags=["search"], summary="Ask a question (JSON body)", responses=ok(AnswerOut, 404, 422, 503)
+    )
     def search_post(body: SearchBody) -> Response:
         """As GET /api/search, with the question in a JSON body."""
         started = time.perf_counter()
-        return answer_response(engine.ask(body.question, k=body.k, sources=body.sources, explain=body.explain), body.explain, started)
+        return answer_response(
+            engine.ask(body.question, k=body.k, sources=body.sources, explain=body.explain), body.explain, started
+        )
 
     @app.get("/api/sources", tags=["sources"], summary="List the library", responses=ok(SourceList, 503))
     def sources() -> dict[str, Any]:
@@ -157,7 +165,12 @@ def create_app(settings: Settings, engine: Engine | None = None, watch: bool = T
             "sources": [{**m.to_dict(), "passages": len(v.source_passages(i))} for i, m in enumerate(v.meta)],
         }
 
-    @app.get("/api/sources/{source_id:path}", tags=["sources"], summary="One source with its text", responses=ok(SourceText, 404, 422, 503))
+    @app.get(
+        "/api/sources/{source_id:path}",
+        tags=["sources"],
+        summary="One source with its text",
+        responses=ok(SourceText, 404, 422, 503),
+    )
     def source(source_id: str) -> dict[str, Any]:
         """One source's metadata and display text: `text[start:end]` is any passage cited from it."""
         v = engine.state.version

@@ -18,12 +18,11 @@ from . import chunking, cleaning, ingest
 from .config import Settings
 from .embedding import Embedder
 from .errors import BuildError, IndexUnavailable, JnqaError
-from .lexical import Lexical, term_rows, tokenize
 from .files import fsync_dir
+from .lexical import Lexical, term_rows, tokenize
 from .schema import Document, Passage, Source
 from .store import IndexVersion, Layout, VersionData, new_version_name, prune, read_manifest, write_version
 from .vectors import VectorIndex, choose_kind
-
 
 log = logging.getLogger("jn_qa")
 STAGES = ("started", "embedded", "written", "verified", "renamed", "published", "pruned")
@@ -186,9 +185,7 @@ def build(
         except OSError as e:
             shutil.rmtree(layout.tmp, ignore_errors=True)
             reason = e.strerror or f"{e}: a short write, the disk is probably full"  # numpy's tofile sets no errno
-            raise BuildError(
-                f"could not write the index ({reason}); the current index is unchanged"
-            ) from None
+            raise BuildError(f"could not write the index ({reason}); the current index is unchanged") from None
         except JnqaError:
             shutil.rmtree(layout.tmp, ignore_errors=True)
             raise
@@ -227,13 +224,17 @@ def _assemble(
     vectors: list[np.ndarray | None] = []
     sent_vectors: list[np.ndarray | None] = []
     cache = prev.content_keys() if prev is not None else {}
-    to_load = [e for e in entries if not same_text or prev is None or prev.manifest["sources"].get(e.id) != e.fingerprint]
+    to_load = [
+        e for e in entries if not same_text or prev is None or prev.manifest["sources"].get(e.id) != e.fingerprint
+    ]
     loaded = {e.id: src for e, src in zip(to_load, ingest.load(to_load))}
     for entry in entries:
         s_index = len(sources)
         if entry.id in loaded:
             src = loaded[entry.id]
-            new_passages = chunking.chunk(src.doc, source=s_index, words=settings.chunk_words, overlap=settings.chunk_overlap)
+            new_passages = chunking.chunk(
+                src.doc, source=s_index, words=settings.chunk_words, overlap=settings.chunk_overlap
+            )
         else:
             assert prev is not None
             old = prev.source_index(entry.id)
@@ -261,7 +262,10 @@ def _assemble(
     report.passages_reused = len(passages) - len(todo)
     if todo:
         enc = embedder.encode_passages(
-            [inputs[i][0] for i in todo], [inputs[i][1] for i in todo], batch_size=settings.batch_size, progress=progress
+            [inputs[i][0] for i in todo],
+            [inputs[i][1] for i in todo],
+            batch_size=settings.batch_size,
+            progress=progress,
         )
         for j, i in enumerate(todo):
             vectors[i] = enc.passages[j]
@@ -276,16 +280,27 @@ def _assemble(
     lexical = Lexical.build([tokenize(text) for text, _ in inputs])  # a passage's own words
     dense = VectorIndex.build(matrix, choose_kind(len(passages), settings.index_type))
     sentence_terms = term_rows(
-        (sources[p.source].doc.text[s.start : s.end] for p in passages for s in p.sentences), lexical.retriever.vocab_dict
+        (sources[p.source].doc.text[s.start : s.end] for p in passages for s in p.sentences),
+        lexical.retriever.vocab_dict,
     )
     titles = _title_vectors(sources, prev, embedder, settings.batch_size, dim)
     return VersionData(
-        sources, fingerprints, passages, matrix, sent_matrix, keys, lexical, dense,
-        title_vectors=titles, sentence_terms=sentence_terms,
+        sources,
+        fingerprints,
+        passages,
+        matrix,
+        sent_matrix,
+        keys,
+        lexical,
+        dense,
+        title_vectors=titles,
+        sentence_terms=sentence_terms,
     )
 
 
-def _title_vectors(sources: list[Source], prev: IndexVersion | None, embedder: Embedder, batch_size: int, dim: int) -> np.ndarray:
+def _title_vectors(
+    sources: list[Source], prev: IndexVersion | None, embedder: Embedder, batch_size: int, dim: int
+) -> np.ndarray:
     """One vector per source title (a ranking feature); titles unchanged since the last version are reused."""
     known: dict[str, np.ndarray] = {}
     if prev is not None and prev.title_vectors is not None:

@@ -36,7 +36,7 @@ _BOILERPLATE = re.compile(
     re.I,
 )
 _GLUED_SUBSCRIBE = re.compile(r"^Subscribe(?=[A-Z][a-z])")
-_TERMINAL = ".!?:;…\"”’)]»"
+_TERMINAL = '.!?:;…"”’)]»'
 _INTERNAL_SENTENCE_END = re.compile(r"[.!?][\"”’)]?\s+[\"“‘(]?[A-Z]")
 _LABEL = re.compile(r"^[A-Z][A-Za-z]*:\s")
 
@@ -85,16 +85,13 @@ def _looks_like_heading(line: str, first: bool) -> bool:
         return False
     if first:
         return True
-    if line[-1] in ".,;:!?\"”" or _LABEL.match(line) or not (line[0].isupper() or line[0].isdigit()):
+    if line[-1] in '.,;:!?"”' or _LABEL.match(line) or not (line[0].isupper() or line[0].isdigit()):
         return False
     return not _INTERNAL_SENTENCE_END.search(line)
 
 
 _FUNCTION_WORDS = frozenset(
-    "a an the and or but nor of to in on at by for with from as that which who whom whose its their his her our "
-    "this these those is are was were be been being has have had not than into onto between among such both either "
-    "neither if when while because although though whether so very more most less per via over under about after "
-    "before during since until upon within without against toward towards across".split()
+    ["a", "an", "the", "and", "or", "but", "nor", "of", "to", "in", "on", "at", "by", "for", "with", "from", "as", "that", "which", "who", "whom", "whose", "its", "their", "his", "her", "our", "this", "these", "those", "is", "are", "was", "were", "be", "been", "being", "has", "have", "had", "not", "than", "into", "onto", "between", "among", "such", "both", "either", "neither", "if", "when", "while", "because", "although", "though", "whether", "so", "very", "more", "most", "less", "per", "via", "over", "under", "about", "after", "before", "during", "since", "until", "upon", "within", "without", "against", "toward", "towards", "across"]
 )
 
 
@@ -177,9 +174,7 @@ def _drop_repeats(lines: list[_Line | None]) -> list[_Line | None]:
     previous: str | None = None
     for i, (ln, f) in enumerate(zip(real, folded)):
         words = len(f.split())
-        if f == previous or (f in seen and words >= 3):
-            drop.add(id(ln))
-        elif words >= 8 and any(f in other and f != other for other in folded):
+        if f == previous or (f in seen and words >= 3) or words >= 8 and any(f in other and f != other for other in folded):
             drop.add(id(ln))
         seen.add(f)
         previous = f

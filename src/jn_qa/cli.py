@@ -35,7 +35,9 @@ def build(
     corpus: CorpusOpt = None,
     index: IndexOpt = None,
     model: ModelOpt = None,
-    full: Annotated[bool, typer.Option("--full", help="Re-embed everything instead of reusing unchanged passages.")] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="Re-embed everything instead of reusing unchanged passages.")
+    ] = False,
     as_json: JsonOpt = False,
     chunk_words: Annotated[int | None, typer.Option(help="Passage size in words.")] = None,
     chunk_overlap: Annotated[int | None, typer.Option(help="Overlap in words.")] = None,
@@ -45,7 +47,14 @@ def build(
     from .build import build as run_build
     from .embedding import Embedder
 
-    s = settings(corpus=corpus, index=index, model=model, chunk_words=chunk_words, chunk_overlap=chunk_overlap, index_type=index_type)
+    s = settings(
+        corpus=corpus,
+        index=index,
+        model=model,
+        chunk_words=chunk_words,
+        chunk_overlap=chunk_overlap,
+        index_type=index_type,
+    )
     report = run_build(s, Embedder(s.model), full=full, progress=sys.stderr.isatty() and not as_json)
     for line in report.skipped:
         typer.echo(f"warning: skipped {line}", err=True)
@@ -61,7 +70,9 @@ def ask(
     k: Annotated[int | None, typer.Option("--k", "-k", help="Number of passages (1-100).")] = None,
     index: IndexOpt = None,
     model: ModelOpt = None,
-    source: Annotated[list[str] | None, typer.Option("--source", help="Restrict to this source id (repeatable).")] = None,
+    source: Annotated[
+        list[str] | None, typer.Option("--source", help="Restrict to this source id (repeatable).")
+    ] = None,
     explain: Annotated[bool, typer.Option("--explain", help="Show why each passage ranks where it does.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -113,7 +124,9 @@ def serve(
     if s.workers > 1:
         for name, value in (("INDEX", s.index), ("CORPUS", s.corpus), ("MODEL", s.model)):
             os.environ[f"{ENV_PREFIX}{name}"] = str(value)
-        uvicorn.run("jn_qa.api:app_from_env", factory=True, host=s.host, port=s.port, workers=s.workers, log_level="info")
+        uvicorn.run(
+            "jn_qa.api:app_from_env", factory=True, host=s.host, port=s.port, workers=s.workers, log_level="info"
+        )
         return
     from .api import create_app
 
@@ -185,7 +198,10 @@ def eval_gold(
 def eval_beir(
     folder: Annotated[Path, typer.Argument(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.")],
     split: Annotated[str, typer.Option(help="Which qrels split to score.")] = "train",
-    index: Annotated[Path | None, typer.Option("--index", help="Where to build the corpus index (default: under ~/.cache/jn-qa/beir).")] = None,
+    index: Annotated[
+        Path | None,
+        typer.Option("--index", help="Where to build the corpus index (default: under ~/.cache/jn-qa/beir)."),
+    ] = None,
     model: ModelOpt = None,
     as_json: JsonOpt = False,
 ) -> None:

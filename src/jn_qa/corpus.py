@@ -91,7 +91,6 @@ def limit_bytes(mb: float) -> int:
     return int(mb * 1024 * 1024)
 
 
-
 def clean_overrides(overrides: Mapping[str, Any] | None) -> dict[str, str]:
     """Caller-given metadata -> the non-empty, checked fields; one-line InvalidInput otherwise."""
     out: dict[str, str] = {}

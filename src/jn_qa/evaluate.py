@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 
 _LINK = re.compile(r"\[([^\]\n]*)\]\([^)\n]*\)")
 _ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|<>])")
-_QUOTES = str.maketrans({"‘": "'", "’": "'", "‚": "'", "‛": "'", "′": "'", "“": '"', "”": '"', "„": '"', "‟": '"', "″": '"'})
+_QUOTES = str.maketrans(
+    {"‘": "'", "’": "'", "‚": "'", "‛": "'", "′": "'", "“": '"', "”": '"', "„": '"', "‟": '"', "″": '"'}
+)
 
 
 def normalize(text: str) -> str:
@@ -255,7 +257,9 @@ def load_beir_queries(folder: Path, split: str) -> tuple[dict[str, str], dict[st
     return queries, qrels
 
 
-def best_passage_ranking(passage_ids: Sequence[int] | np.ndarray, source_of: np.ndarray, source_ids: Sequence[str]) -> list[str]:
+def best_passage_ranking(
+    passage_ids: Sequence[int] | np.ndarray, source_of: np.ndarray, source_ids: Sequence[str]
+) -> list[str]:
     """Passages best first -> documents best first, each document ranked by its best passage."""
     seen: dict[int, None] = {}
     for p in passage_ids:
@@ -285,16 +289,26 @@ class BeirReport:
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"split": self.split, "queries": self.queries, "systems": self.systems, "seconds": round(self.seconds, 1)}
+        return {
+            "split": self.split,
+            "queries": self.queries,
+            "systems": self.systems,
+            "seconds": round(self.seconds, 1),
+        }
 
     def text(self) -> str:
-        lines = [f"{self.queries} queries ({self.split}), documents ranked by their best passage", f"{'system':<10} nDCG@10  Recall@100"]
+        lines = [
+            f"{self.queries} queries ({self.split}), documents ranked by their best passage",
+            f"{'system':<10} nDCG@10  Recall@100",
+        ]
         for name, row in self.systems.items():
             lines.append(f"{name:<10} {row['ndcg@10']:.4f}   {row['recall@100']:.4f}")
         return "\n".join(lines)
 
 
-def score_rankings(rankings: Mapping[str, Mapping[str, Sequence[str]]], qrels: Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, float]]:
+def score_rankings(
+    rankings: Mapping[str, Mapping[str, Sequence[str]]], qrels: Mapping[str, Mapping[str, int]]
+) -> dict[str, dict[str, float]]:
     """system -> query id -> ranked doc ids  =>  system -> mean nDCG@10 and Recall@100."""
     out: dict[str, dict[str, float]] = {}
     for system, per_query in rankings.items():
@@ -306,7 +320,9 @@ def score_rankings(rankings: Mapping[str, Mapping[str, Sequence[str]]], qrels: M
     return out
 
 
-def run_beir(searcher: Searcher, queries: Mapping[str, str], qrels: Mapping[str, Mapping[str, int]], split: str, depth: int = 100) -> BeirReport:
+def run_beir(
+    searcher: Searcher, queries: Mapping[str, str], qrels: Mapping[str, Mapping[str, int]], split: str, depth: int = 100
+) -> BeirReport:
     """Rank documents for every query with BM25 alone, dense alone, plain RRF of both, and jn-qa's ranker.
 
     All four come from the same index and the same query vectors, so the gains are shown against
@@ -319,9 +335,16 @@ def run_beir(searcher: Searcher, queries: Mapping[str, str], qrels: Mapping[str,
     source_ids = [m.id for m in version.meta]
     order_sources = [source_ids[int(source_of[s])] for s in starts]
     qids = list(queries)
-    vectors = np.concatenate(
-        [searcher.embedder.encode_queries([queries[q] for q in qids[i : i + 256]]) for i in range(0, len(qids), 256)]
-    ) if qids else np.zeros((0, 1), np.float32)
+    vectors = (
+        np.concatenate(
+            [
+                searcher.embedder.encode_queries([queries[q] for q in qids[i : i + 256]])
+                for i in range(0, len(qids), 256)
+            ]
+        )
+        if qids
+        else np.zeros((0, 1), np.float32)
+    )
     runs: dict[str, dict[str, list[str]]] = {"bm25": {}, "dense": {}, "rrf": {}, "jn-qa": {}}
     for qid, qv in zip(qids, vectors):
         got = searcher.retrieve(queries[qid], vector=qv)

@@ -134,7 +134,15 @@ def _extract_html(data: bytes, name: str) -> Extracted:
     return Extracted(text, True, stated)
 
 
-_DATE_META = {"article:published_time", "citation_publication_date", "citation_date", "dc.date", "date", "pubdate", "datepublished"}
+_DATE_META = {
+    "article:published_time",
+    "citation_publication_date",
+    "citation_date",
+    "dc.date",
+    "date",
+    "pubdate",
+    "datepublished",
+}
 _TIME_TAG = re.compile(r"<time[^>]*datetime=[\"']([^\"']+)[\"']", re.I)
 _META_TAG = re.compile(r"<meta\s[^>]*>", re.I)
 _ATTR = re.compile(r"""([\w:.-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")

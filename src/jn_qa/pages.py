@@ -40,7 +40,9 @@ def error_page(request: Request, status: int, message: str) -> Response:
         engine: Engine = app.state.engine
         params = request.query_params
         known = [s for s in params.getlist("source") if engine.ready and s in engine.state.version.ids]
-        return _home(request, engine, app.state.settings, params.get("q", ""), None, known, error=message, status=status)
+        return _home(
+            request, engine, app.state.settings, params.get("q", ""), None, known, error=message, status=status
+        )
     return render(request, "error.html", status, status=status, message=message, title=_TITLES.get(status, "Error"))
 
 
@@ -60,7 +62,9 @@ def register(app: FastAPI, engine: Engine, settings: Settings) -> None:
         rows = [views.source_row(m, len(v.source_passages(i))) for i, m in enumerate(v.meta)]
         return render(request, "sources.html", rows=rows, index_version=v.name)
 
-    @app.api_route("/sources/{source_id:path}", response_class=HTMLResponse, methods=PAGE_METHODS, include_in_schema=False)
+    @app.api_route(
+        "/sources/{source_id:path}", response_class=HTMLResponse, methods=PAGE_METHODS, include_in_schema=False
+    )
     def source(
         request: Request,
         source_id: str,

@@ -15,7 +15,9 @@ BOLD_YELLOW, RESET = "\033[1;33m", "\033[0m"
 def marked(result: Result, color: bool) -> str:
     """The passage with its supporting sentences marked (ANSI on a terminal, »…« otherwise)."""
     open_, close = (BOLD_YELLOW, RESET) if color else ("»", "«")
-    return "".join(open_ + s.text + close if s.mark else s.text for s in segments(result.text, result.start, result.highlights))
+    return "".join(
+        open_ + s.text + close if s.mark else s.text for s in segments(result.text, result.start, result.highlights)
+    )
 
 
 def answer_text(answer: Answer, color: bool = False, explain: bool = False) -> str:
@@ -29,7 +31,10 @@ def answer_text(answer: Answer, color: bool = False, explain: bool = False) -> s
         )
     for r in answer.results:
         m = r.source
-        by = ", ".join(x for x in (m.author, m.publisher, human_date(m.published)) if x) or "author and publisher not stated"
+        by = (
+            ", ".join(x for x in (m.author, m.publisher, human_date(m.published)) if x)
+            or "author and publisher not stated"
+        )
         where = [f"section “{r.section}”"] if r.section else []
         if r.page is not None:
             where.append(f"page {r.page}")
@@ -40,7 +45,9 @@ def answer_text(answer: Answer, color: bool = False, explain: bool = False) -> s
         lines.append(f"    {'; '.join(where)}" + (f" · {m.url}" if m.url else ""))
         for para in marked(r, color).split("\n"):
             if para.strip():
-                lines.extend(textwrap.wrap(" ".join(para.split()), width=100, initial_indent="    ", subsequent_indent="    "))
+                lines.extend(
+                    textwrap.wrap(" ".join(para.split()), width=100, initial_indent="    ", subsequent_indent="    ")
+                )
         if explain and r.explain:
             lines.append(f"    why: {r.explain}")
     return "\n".join(lines)

@@ -32,7 +32,9 @@ class CrossEncoderStage:
             return None
         folder = Path(value).expanduser()
         if not (folder / "config.json").is_file():
-            raise ConfigError(f"reranker {value!r} is not a local model folder (no config.json); leave it empty to disable")
+            raise ConfigError(
+                f"reranker {value!r} is not a local model folder (no config.json); leave it empty to disable"
+            )
         return cls(folder)
 
     @property
@@ -42,7 +44,9 @@ class CrossEncoderStage:
                 self._model = _load(self.folder)
         return self._model
 
-    def rerank(self, query: str, texts: Mapping[int, str], scores: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def rerank(
+        self, query: str, texts: Mapping[int, str], scores: np.ndarray, order: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(scores, order) with the top candidates (texts: candidate position -> passage) re-scored and placed first."""
         head = order[: self.top]
         if len(head) == 0:

@@ -280,7 +280,9 @@ class IndexVersion:
         self.title_vectors = _optional(folder / "title_vectors.npy")
         ptr, terms = _optional(folder / "sentence_terms_ptr.npy"), _optional(folder / "sentence_terms.npy")
         self.sentence_terms = (ptr, terms) if ptr is not None and terms is not None else None
-        self._texts = np.memmap(folder / "texts.bin", dtype=np.uint8, mode="r") if (folder / "texts.bin").stat().st_size else None
+        self._texts = (
+            np.memmap(folder / "texts.bin", dtype=np.uint8, mode="r") if (folder / "texts.bin").stat().st_size else None
+        )
         self.dense = VectorIndex.load(folder / "dense.faiss", manifest.get("index_type", "flat"))
         self.lexical = Lexical.load(folder / "lexical")
         self.meta = [_meta(s) for s in self._sources]
