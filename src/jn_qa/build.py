@@ -16,6 +16,7 @@ import numpy as np
 
 from . import chunking, cleaning, ingest
 from .config import Settings
+from .distributed import PassageEncoder
 from .embedding import Embedder
 from .errors import BuildError, IndexUnavailable, JnqaError
 from .files import fsync_dir
@@ -113,6 +114,7 @@ def build(
     full: bool = False,
     progress: bool = False,
     on_stage: Callable[[str, Path], None] | None = None,
+    encoder: PassageEncoder | None = None,
 ) -> BuildReport:
     """Build a new index version from the corpus and publish it, or report that nothing changed.
 
@@ -120,6 +122,7 @@ def build(
     rename publishes it and one atomic replace of CURRENT switches to it. A build killed at any point
     leaves CURRENT and every published version as they were. `on_stage(stage, staging folder)` is
     called at each step (STAGES), for progress reports and for tests that interrupt a build there.
+    `encoder` embeds the new passages (default: `embedder` itself; `distributed.RayEncoder` on a cluster).
     """
     t0 = time.perf_counter()
     layout = Layout(settings.index)
@@ -161,7 +164,7 @@ def build(
         name = new_version_name(after=existing[-1] if existing else None)
         staging = layout.tmp / name
         stage("started", staging)
-        data = _assemble(entries, prev, same_text, settings, embedder, progress, report)
+        data = _assemble(entries, prev, same_text, settings, embedder, progress, report, encoder or embedder)
         stage("embedded", staging)
         data.manifest = {
             "model": {"name": embedder.name, "hash": model_hash, "dim": int(data.vectors.shape[1])},
@@ -210,6 +213,7 @@ def _assemble(
     embedder: Embedder,
     progress: bool,
     report: BuildReport,
+    encoder: PassageEncoder,
 ) -> VersionData:
     """Collect sources and passages, reusing the previous version's work wherever the input is identical.
 
@@ -261,7 +265,7 @@ def _assemble(
     report.passages_embedded = len(todo)
     report.passages_reused = len(passages) - len(todo)
     if todo:
-        enc = embedder.encode_passages(
+        enc = encoder.encode_passages(
             [inputs[i][0] for i in todo],
             [inputs[i][1] for i in todo],
             batch_size=settings.batch_size,

@@ -42,9 +42,18 @@ def build(
     chunk_words: Annotated[int | None, typer.Option(help="Passage size in words.")] = None,
     chunk_overlap: Annotated[int | None, typer.Option(help="Overlap in words.")] = None,
     index_type: Annotated[str | None, typer.Option(help="auto, flat, hnsw, ivf-sq8 or ivf-pq.")] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="[ADDRESS]",
+            help="Embed new passages on a Ray cluster at ADDRESS, or a local one without it (env JNQA_RAY_ADDRESS).",
+        ),
+    ] = None,
 ) -> None:
     """Build (incrementally) and publish a new index version from the corpus; no-op when up to date."""
     from .build import build as run_build
+    from .distributed import ray_encoder
     from .embedding import Embedder
 
     s = settings(
@@ -54,8 +63,12 @@ def build(
         chunk_words=chunk_words,
         chunk_overlap=chunk_overlap,
         index_type=index_type,
+        ray_address=ray,
     )
-    report = run_build(s, Embedder(s.model), full=full, progress=sys.stderr.isatty() and not as_json)
+    embedder = Embedder(s.model)
+    notice = lambda line: typer.echo(f"notice: {line}", err=True)  # noqa: E731
+    encoder = ray_encoder(embedder, s.ray_address, notice) if s.ray_address else None
+    report = run_build(s, embedder, full=full, progress=sys.stderr.isatty() and not as_json, encoder=encoder)
     for line in report.skipped:
         typer.echo(f"warning: skipped {line}", err=True)
     if as_json:
@@ -228,7 +241,7 @@ def show_settings(as_json: JsonOpt = False) -> None:
 def main() -> None:
     """Console entry point: known errors become 'error: ...' lines, never tracebacks."""
     try:
-        code = app(standalone_mode=False)
+        code = app(args=optional_value(sys.argv[1:], "--ray", "local"), standalone_mode=False)
     except JnqaError as e:
         _die(e.message)
     except (typer.Abort, KeyboardInterrupt):
@@ -242,6 +255,18 @@ def main() -> None:
         _die(f"unexpected {type(e).__name__}: {e} (set JNQA_DEBUG=1 for details)")
     if isinstance(code, int) and code:
         sys.exit(code)
+
+
+def optional_value(args: list[str], option: str, default: str) -> list[str]:
+    """`--ray` alone means `--ray local`: click options take a value or none, not either."""
+    out = list(args)
+    for i, arg in enumerate(out):
+        if arg == "--":
+            break
+        if arg == option and (i + 1 == len(out) or out[i + 1].startswith("-")):
+            out.insert(i + 1, default)
+            break
+    return out
 
 
 def _die(message: str, code: int = 1) -> NoReturn:

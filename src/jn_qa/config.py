@@ -17,6 +17,7 @@ from .errors import ConfigError
 ENV_PREFIX = "JNQA_"
 MAX_K = 100  # the most passages one answer may hold
 INDEX_KINDS = ("flat", "hnsw", "ivf-sq8", "ivf-pq")  # FAISS index kinds (vectors.py); "auto" chooses by size
+BACKENDS = ("faiss", "qdrant")  # where passages are searched (stores/)
 
 
 def _setting(default: Any, help: str, secret: bool = False) -> Any:
@@ -62,6 +63,17 @@ class Settings:
     admin_token: str = _setting("", "Bearer token for admin routes; empty disables them (403).", secret=True)
     max_upload_mb: float = _setting(20.0, "Largest source file accepted by 'jn-qa add' or an upload, in MB.")
     keep_versions: int = _setting(3, "Published index versions kept for rollback.")
+    # Scale-out (optional extra: pip install 'jn-qa[scale]'; docs/scale-out.md)
+    backend: str = _setting(
+        "faiss", "Search backend: faiss (index folder) or qdrant (one collection per index version)."
+    )
+    qdrant_url: str = _setting(
+        "", "Qdrant cluster URL for the qdrant backend; empty keeps an embedded Qdrant in the index folder."
+    )
+    qdrant_api_key: str = _setting("", "API key for the Qdrant cluster (environment only).", secret=True)
+    ray_address: str = _setting(
+        "", "Ray cluster that embeds passages during builds: empty embeds in-process, 'local' starts a local one."
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
@@ -88,6 +100,8 @@ class Settings:
             raise ConfigError("threshold must be between 0 and 1")
         if self.index_type not in ("auto", *INDEX_KINDS):
             raise ConfigError(f"index_type must be one of {', '.join(('auto', *INDEX_KINDS))}")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}")
         if (
             self.workers < 1
             or self.keep_versions < 1
