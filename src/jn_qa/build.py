@@ -22,6 +22,7 @@ from .errors import BuildError, IndexUnavailable, JnqaError
 from .files import fsync_dir
 from .lexical import Lexical, term_rows, tokenize
 from .schema import Document, Passage, Source
+from .stores.qdrant import mirror as qdrant_mirror
 from .store import IndexVersion, Layout, VersionData, new_version_name, prune, read_manifest, write_version
 from .vectors import VectorIndex, choose_kind
 
@@ -163,6 +164,7 @@ def build(
         existing = layout.list_versions()
         name = new_version_name(after=existing[-1] if existing else None)
         staging = layout.tmp / name
+        mirror = qdrant_mirror(settings)
         stage("started", staging)
         data = _assemble(entries, prev, same_text, settings, embedder, progress, report, encoder or embedder)
         stage("embedded", staging)
@@ -179,11 +181,15 @@ def build(
             stage("written", staging)
             _verify_staged(staging, embedder, data, text_probe=report.passages_embedded > 0)
             stage("verified", staging)
+            if mirror is not None:
+                mirror.create(IndexVersion.open(staging, verify=False))
             layout.versions.mkdir(parents=True, exist_ok=True)
             staging.rename(layout.version(name))
             fsync_dir(layout.versions)
             stage("renamed", layout.version(name))
             layout.set_current(name)
+            if mirror is not None:
+                mirror.point(name)
             stage("published", layout.version(name))
         except OSError as e:
             shutil.rmtree(layout.tmp, ignore_errors=True)
@@ -196,6 +202,8 @@ def build(
             prune(layout, settings.keep_versions)
         except OSError as e:  # published already; old versions are only clutter, removed next time
             log.warning("could not remove old index versions: %s", e)
+        if mirror is not None:
+            mirror.prune(layout.list_versions())
         layout.clean_leftovers()
         stage("pruned", layout.version(name))
         report.version = name

@@ -186,8 +186,13 @@ def remove(
 def rollback(index: IndexOpt = None) -> None:
     """Point the index back at the previous published version."""
     from .store import rollback as do_rollback
+    from .stores.qdrant import mirror
 
-    old, new = do_rollback(settings(index=index).index)
+    s = settings(index=index)
+    old, new = do_rollback(s.index)
+    qdrant = mirror(s)  # the qdrant backend: its alias follows CURRENT (a running server does it itself)
+    if qdrant is not None:
+        qdrant.point(new)
     typer.echo(f"rolled back from {old} to {new}; {old} is discarded (build again to recreate it)")
 
 

@@ -20,6 +20,7 @@ from .rerank import CrossEncoderStage
 from .schema import Answer
 from .search import Searcher
 from .store import IndexVersion, Layout, check_model, read_manifest
+from .stores import open_store
 
 log = logging.getLogger("jn_qa")
 
@@ -84,7 +85,10 @@ class Engine:
             )
             if note:
                 log.warning(note)
-            searcher = Searcher(version, self.embedder, self.settings.candidates, cross_encoder=self.cross_encoder)
+            store = open_store(self.settings, version)  # pinned to this version for every request on this state
+            searcher = Searcher(
+                version, self.embedder, self.settings.candidates, cross_encoder=self.cross_encoder, store=store
+            )
             state = State(version, searcher, note)
             with self._lock:
                 self._state = state

@@ -20,6 +20,7 @@ from .lexical import term_rows, tokenize
 from .ranking import FEATURES, Candidates, LinearModel, default_ranker
 from .rerank import CrossEncoderStage
 from .store import IndexVersion
+from .stores import FolderStore, PassageStore
 
 MAX_QUERY_CHARS = 1000
 RRF_K = 60
@@ -67,8 +68,12 @@ class Searcher:
         candidates: int = 100,
         ranker: LinearModel | None = None,
         cross_encoder: CrossEncoderStage | None = None,
+        store: PassageStore | None = None,
     ) -> None:
         self.version = version
+        self.store: PassageStore = store or FolderStore(version)
+        if self.store.version != version.name:
+            raise ValueError(f"store answers for {self.store.version}, not {version.name}")
         self.embedder = embedder
         self.n_candidates = candidates
         self.ranker = ranker or default_ranker()
@@ -119,19 +124,14 @@ class Searcher:
 
         t = time.perf_counter()
         terms = tokenize(q)
-        mask = self._mask(sources)
-        bm = self.lexical_scores(terms, mask)
-        lex_ids = _top(bm, self.n_candidates)
-        lex_ids = lex_ids[bm[lex_ids] > 0]
+        if sources:
+            for sid in sources:
+                v.source_index(sid)  # an unknown source is an error, whichever store answers
+        lex_ids = self.store.lexical(terms, self.n_candidates, sources).ids
         timings["lexical"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        if mask is None:
-            _, found = v.dense.search(qv, self.n_candidates)
-            dense_ids = np.asarray(found, dtype=np.int64)
-        else:
-            allowed = np.flatnonzero(mask)
-            dense_ids = allowed[_top(self._vectors[allowed] @ qv, self.n_candidates)]
+        dense_ids = self.store.dense(qv, self.n_candidates, sources).ids
         timings["dense"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -142,7 +142,7 @@ class Searcher:
         else:
             ids = np.union1d(lex_ids, dense_ids)
         qt = self.query_terms(terms)
-        cands = self.features(ids, qt, qv, bm, lex_ids, dense_ids)
+        cands = self.features(ids, qt, qv, self.store.lexical_scores(terms, ids), lex_ids, dense_ids)
         timings["features"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -176,15 +176,6 @@ class Searcher:
             missing += weight
         return missing / total if total > 0 else 0.0
 
-    def _mask(self, sources: Sequence[str] | None) -> np.ndarray | None:
-        if not sources:
-            return None
-        mask = np.zeros(self.version.size, dtype=np.float32)
-        for sid in sources:
-            r = self.version.source_passages(self.version.source_index(sid))
-            mask[r.start : r.stop] = 1.0
-        return mask
-
     def features(
         self,
         ids: np.ndarray,
@@ -194,7 +185,9 @@ class Searcher:
         lex_ids: np.ndarray,
         dense_ids: np.ndarray,
     ) -> Candidates:
-        """Each candidate's features (ranking.FEATURES) and its sentences' similarity and term coverage."""
+        """Each candidate's features (ranking.FEATURES) and its sentences' similarity and term coverage.
+
+        `bm`: the candidates' BM25 scores, aligned with `ids`."""
         n = len(ids)
         lo = self._sentence_ptr[ids]
         counts = self._sentence_ptr[ids + 1] - lo
@@ -213,7 +206,7 @@ class Searcher:
             best_cov[nonempty] = np.maximum.reduceat(sent_cov, starts[nonempty])
             if len(qt.ids):
                 passage_present[nonempty] = np.logical_or.reduceat(present, starts[nonempty], axis=0)
-        lexical = bm[ids].astype(np.float64)
+        lexical = np.asarray(bm, dtype=np.float64)
         top_lex = float(lexical.max()) if n else 0.0
         lex_rank = _rank_in(ids, lex_ids)
         dense_rank = _rank_in(ids, dense_ids)

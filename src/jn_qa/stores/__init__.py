@@ -1,0 +1,125 @@
+"""Where candidate passages come from: a small store interface and its two implementations.
+
+`FolderStore` reads an index version folder (FAISS + bm25s, the default); `stores.qdrant.QdrantStore` asks a
+Qdrant collection (JNQA_BACKEND=qdrant). Both answer for one pinned index version, with passage rows as ids,
+so the search, ranking and answer code never know which one they talk to.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from ..config import Settings
+from ..store import IndexVersion
+
+
+@dataclass(frozen=True)
+class Hits:
+    """Passage rows with their scores, best first."""
+
+    ids: np.ndarray  # int64
+    scores: np.ndarray  # float32
+
+    @classmethod
+    def empty(cls) -> Hits:
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.float32))
+
+    def positive(self) -> Hits:
+        keep = self.scores > 0
+        return Hits(self.ids[keep], self.scores[keep])
+
+    def settled(self, k: int, decimals: int) -> Hits:
+        """The best k with near-ties (equal to `decimals`) broken by passage row, so that two stores whose float
+        sums differ in the last bits rank the same: BM25 ties exactly wherever term counts and lengths match."""
+        order = np.lexsort((self.ids, -np.round(self.scores.astype(np.float64), decimals)))[:k]
+        return Hits(self.ids[order], self.scores[order])
+
+
+BM25_DECIMALS = 4  # BM25 sums agree to ~1e-6 between bm25s and Qdrant (float32, another summation order)
+OVERFETCH = 16  # extra lexical hits a remote store returns, so a tie at the cut-off is settled the same way
+
+
+class PassageStore(Protocol):
+    """Candidate retrieval over one index version: dense and BM25 top-k, and BM25 of given passages.
+
+    `sources` restricts results to those source ids (a payload filter in Qdrant, a row mask in a folder).
+    """
+
+    version: str
+
+    def dense(self, query: np.ndarray, k: int, sources: Sequence[str] | None = None) -> Hits: ...
+
+    def lexical(self, terms: Sequence[str], k: int, sources: Sequence[str] | None = None) -> Hits: ...
+
+    def lexical_scores(self, terms: Sequence[str], ids: np.ndarray) -> np.ndarray: ...
+
+
+class FolderStore:
+    """The version folder's own FAISS and bm25s indexes."""
+
+    def __init__(self, version: IndexVersion) -> None:
+        self._v = version
+        self.version = version.name
+        self._vectors = np.asarray(version.vectors)
+        self._last = threading.local()  # the BM25 list of this thread's last query: asked for twice per search
+
+    def _bm25(self, terms: Sequence[str]) -> np.ndarray:
+        key = tuple(terms)
+        if getattr(self._last, "key", None) != key:
+            self._last.bm = self._v.lexical.scores(list(terms))
+            self._last.key = key
+        return np.asarray(self._last.bm)
+
+    def mask(self, sources: Sequence[str] | None) -> np.ndarray | None:
+        if not sources:
+            return None
+        mask = np.zeros(self._v.size, dtype=np.float32)
+        for sid in sources:
+            r = self._v.source_passages(self._v.source_index(sid))
+            mask[r.start : r.stop] = 1.0
+        return mask
+
+    def dense(self, query: np.ndarray, k: int, sources: Sequence[str] | None = None) -> Hits:
+        mask = self.mask(sources)
+        if mask is None:
+            scores, found = self._v.dense.search(query, k)
+            return Hits(np.asarray(found, dtype=np.int64), np.asarray(scores, dtype=np.float32))
+        allowed = np.flatnonzero(mask)
+        sims = self._vectors[allowed] @ query
+        top = top_k(sims, k)
+        return Hits(allowed[top], np.asarray(sims[top], dtype=np.float32))
+
+    def lexical(self, terms: Sequence[str], k: int, sources: Sequence[str] | None = None) -> Hits:
+        mask = self.mask(sources)
+        bm = self._bm25(terms) if mask is None else self._bm25(terms) * mask
+        top = top_k(bm, k + OVERFETCH)
+        return Hits(top, np.asarray(bm[top], dtype=np.float32)).positive().settled(k, BM25_DECIMALS)
+
+    def lexical_scores(self, terms: Sequence[str], ids: np.ndarray) -> np.ndarray:
+        return np.asarray(self._bm25(terms)[ids], dtype=np.float32)
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Rows of the k highest scores, best first."""
+    if len(scores) == 0:
+        return np.zeros(0, dtype=np.int64)
+    k = min(k, len(scores))
+    part = np.argpartition(-scores, k - 1)[:k]
+    return part[np.argsort(-scores[part], kind="stable")].astype(np.int64)
+
+
+def open_store(settings: Settings, version: IndexVersion) -> PassageStore:
+    """The configured backend's store for one version; for Qdrant its collection is published first if it is
+    not the current one yet (written and verified from the version folder when missing, then the alias swapped)."""
+    if settings.backend != "qdrant":
+        return FolderStore(version)
+    from . import qdrant
+
+    client = qdrant.connect(settings)
+    qdrant.publish(client, version)
+    return qdrant.QdrantStore(client, version)
