@@ -27,7 +27,7 @@ import numpy as np
 
 from ..config import Settings
 from ..errors import BuildError, Busy, ConfigError, IndexUnavailable
-from ..lexical import K1, B, tokenize
+from ..lexical import K1, B, Lexical, tokenize
 from ..store import IndexVersion
 from . import BM25_DECIMALS, OVERFETCH, Hits
 
@@ -126,11 +126,11 @@ def bm25_rows(token_lists: Sequence[Sequence[str]], vocabulary: dict[str, int]) 
     return SparseRows(np.asarray(ptr, np.int64), np.asarray(terms, np.int64), np.asarray(values, np.float64))
 
 
-def idf(version: IndexVersion) -> dict[int, float]:
+def idf(lexical: Lexical) -> dict[int, float]:
     """The global IDF of every term (lucene: log(1 + (N - df + 0.5) / (df + 0.5))), sent with each query."""
-    ptr = np.asarray(version.lexical.retriever.scores["indptr"], dtype=np.int64)
+    ptr = np.asarray(lexical.retriever.scores["indptr"], dtype=np.int64)
     df = np.diff(ptr).astype(np.float64)
-    n = max(1, version.size)
+    n = max(1, lexical.size)
     return dict(enumerate(np.log(1 + (n - df + 0.5) / (df + 0.5)).tolist()))
 
 
@@ -166,7 +166,8 @@ def create(client: Any, version: IndexVersion, shards: int = 1, replicas: int = 
         shard_number=shards,
         replication_factor=replicas,
     )
-    client.create_payload_index(name, "source", models.PayloadSchemaType.KEYWORD)
+    if not _local(client):  # the embedded mode filters by scanning and warns that indexes do nothing there
+        client.create_payload_index(name, "source", models.PayloadSchemaType.KEYWORD)
     client.upload_points(name, _points(version), batch_size=UPLOAD_BATCH, wait=True)
     verify(client, name, version)
     return name
@@ -281,7 +282,7 @@ class QdrantStore:
         self.collection = collection_name(version.name)
         self.size = version.size
         self._vocabulary: dict[str, int] = version.lexical.retriever.vocab_dict
-        self._idf = idf(version)
+        self._idf = idf(version.lexical)
 
     def _filter(self, sources: Sequence[str] | None, ids: np.ndarray | None = None) -> Any:
         models = _models()
