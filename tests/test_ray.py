@@ -49,6 +49,7 @@ def _namespaces_allowed() -> str:
     return "" if probe.returncode == 0 else "network namespaces are not allowed here (unshare --net needs root)"
 
 
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed (pip install '.[scale]')")
 @pytest.mark.model
 @pytest.mark.slow
 def test_local_ray_cluster_embeds_seed_corpus_like_in_process(
@@ -56,8 +57,6 @@ def test_local_ray_cluster_embeds_seed_corpus_like_in_process(
 ) -> None:
     """A local Ray cluster in a network namespace of its own with only loopback: `ray` replaces 127.0.0.1 with
     the machine's routable address otherwise, and nothing here may listen beyond loopback."""
-    if importlib.util.find_spec("ray") is None:
-        pytest.skip("ray is not installed (pip install '.[scale]')")
     why = _namespaces_allowed()
     if why:
         pytest.skip(why)

@@ -71,6 +71,11 @@ class Settings:
         "", "Qdrant cluster URL for the qdrant backend; empty keeps an embedded Qdrant in the index folder."
     )
     qdrant_api_key: str = _setting("", "API key for the Qdrant cluster (environment only).", secret=True)
+    qdrant_shards: int = _setting(1, "Shards of each new Qdrant collection (a cluster spreads them over its nodes).")
+    qdrant_replicas: int = _setting(1, "Copies of each Qdrant shard (a cluster keeps them on different nodes).")
+    qdrant_quantize: bool = _setting(
+        False, "Keep int8 copies of the dense vectors in RAM, originals on disk (Qdrant re-scores with them)."
+    )
     ray_address: str = _setting(
         "", "Ray cluster that embeds passages during builds: empty embeds in-process, 'local' starts a local one."
     )
@@ -108,8 +113,13 @@ class Settings:
             or self.candidates < 1
             or self.batch_size < 1
             or self.query_threads < 1
+            or self.qdrant_shards < 1
+            or self.qdrant_replicas < 1
         ):
-            raise ConfigError("workers, keep_versions, candidates, batch_size and query_threads must be positive")
+            raise ConfigError(
+                "workers, keep_versions, candidates, batch_size, query_threads, qdrant_shards and qdrant_replicas "
+                "must be positive"
+            )
         if self.max_upload_mb <= 0 or self.reload_interval <= 0:
             raise ConfigError("max_upload_mb and reload_interval must be positive")
         return self

@@ -121,5 +121,5 @@ def open_store(settings: Settings, version: IndexVersion) -> PassageStore:
     from . import qdrant
 
     client = qdrant.connect(settings)
-    qdrant.publish(client, version)
+    qdrant.publish(client, version, qdrant.Layout.of(settings))
     return qdrant.QdrantStore(client, version)

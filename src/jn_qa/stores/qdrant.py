@@ -14,6 +14,7 @@ qdrant-client's local mode (`path=` under the index folder) runs the same client
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import threading
@@ -80,6 +81,8 @@ def connect(settings: Settings) -> Any:
                         f"the embedded Qdrant in {key} is open in another process (a running server?): "
                         "it publishes new versions itself; or set JNQA_QDRANT_URL to a Qdrant server"
                     ) from e
+            if not _clients:
+                atexit.register(close_all)  # before the interpreter tears down what the client's __del__ needs
             _clients[key] = client
     return client
 
@@ -145,26 +148,52 @@ def sparse_query(terms: Sequence[str], vocabulary: dict[str, int], weights: dict
 # ---------------------------------------------------------------- writing a version
 
 
-def create(client: Any, version: IndexVersion, shards: int = 1, replicas: int = 1) -> str:
-    """Write `version` into a new collection (replacing a half-written one) and verify it; returns its name."""
+@dataclass(frozen=True)
+class Layout:
+    """How a cluster holds each collection (settings qdrant_shards, qdrant_replicas, qdrant_quantize)."""
+
+    shards: int = 1
+    replicas: int = 1
+    quantize: bool = False
+
+    @classmethod
+    def of(cls, settings: Settings) -> Layout:
+        return cls(settings.qdrant_shards, settings.qdrant_replicas, settings.qdrant_quantize)
+
+
+def create(client: Any, version: IndexVersion, layout: Layout = Layout()) -> str:
+    """Write `version` into a new collection (replacing a half-written one) and verify it; returns its name.
+
+    The sentence multivectors are only read for candidates (MAX_SIM over given ids), so they get no HNSW graph
+    (m=0) and stay on disk; with `quantize` the dense vectors' int8 copies stay in RAM and originals on disk.
+    """
     models = _models()
     name = collection_name(version.name)
     dim = int(version.vectors.shape[1])
     if client.collection_exists(name):
         client.delete_collection(name)
+    quantization = (
+        models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8, always_ram=True))
+        if layout.quantize
+        else None
+    )
     client.create_collection(
         name,
         vectors_config={
-            DENSE: models.VectorParams(size=dim, distance=models.Distance.DOT),
+            DENSE: models.VectorParams(
+                size=dim, distance=models.Distance.DOT, on_disk=layout.quantize, quantization_config=quantization
+            ),
             SENTENCES: models.VectorParams(
                 size=dim,
                 distance=models.Distance.DOT,
                 multivector_config=models.MultiVectorConfig(comparator=models.MultiVectorComparator.MAX_SIM),
+                hnsw_config=models.HnswConfigDiff(m=0),
+                on_disk=True,
             ),
         },
         sparse_vectors_config={BM25: models.SparseVectorParams()},
-        shard_number=shards,
-        replication_factor=replicas,
+        shard_number=layout.shards,
+        replication_factor=layout.replicas,
     )
     if not _local(client):  # the embedded mode filters by scanning and warns that indexes do nothing there
         client.create_payload_index(name, "source", models.PayloadSchemaType.KEYWORD)
@@ -247,13 +276,13 @@ def versions(client: Any) -> list[str]:
     return sorted(version_name(n) for n in names)
 
 
-def publish(client: Any, version: IndexVersion) -> bool:
+def publish(client: Any, version: IndexVersion, layout: Layout = Layout()) -> bool:
     """Make `version` the current collection: write and verify it if it is not there yet, then swap the alias.
     Returns whether anything changed."""
     if current(client) == version.name:
         return False
     if version.name not in versions(client):
-        create(client, version)
+        create(client, version, layout)
     point_alias(client, version.name)
     return True
 
@@ -344,12 +373,13 @@ class Mirror:
     published, swap the alias right after CURRENT, prune collections like versions. Failures of the cluster
     become BuildError (the build then publishes nothing) or, after publishing, a logged warning."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, layout: Layout = Layout()) -> None:
         self.client = client
+        self.layout = layout
 
     def create(self, version: IndexVersion) -> None:
         try:
-            create(self.client, version)
+            create(self.client, version, self.layout)
         except IndexUnavailable as e:
             raise BuildError(f"verification failed: {e.message}") from None
         except Exception as e:  # the cluster's own errors (connection, timeouts, HTTP statuses)
@@ -374,7 +404,7 @@ def mirror(settings: Settings) -> Mirror | None:
     if settings.backend != "qdrant":
         return None
     try:
-        return Mirror(connect(settings))
+        return Mirror(connect(settings), Layout.of(settings))
     except Busy as e:
         log.warning("%s", e.message)
         return None
