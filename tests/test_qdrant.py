@@ -41,7 +41,7 @@ def test_bm25_as_sparse_vectors_with_the_global_idf_scores_like_bm25s() -> None:
     ]
     tokens = [tokenize(t) for t in texts]
     lexical = Lexical.build(tokens)
-    vocabulary = lexical.retriever.vocab_dict
+    vocabulary = dict(lexical.vocabulary)
     rows = qdrant.bm25_rows(tokens, vocabulary)
     weights = qdrant.idf(lexical)
     for query in ("NATO summit", "cyber security cyber", "partnership Vilnius Tokyo", "nothing known"):

@@ -2,49 +2,40 @@
 
 `FolderStore` reads an index version folder (FAISS + bm25s, the default); `stores.qdrant.QdrantStore` asks a
 Qdrant collection (JNQA_BACKEND=qdrant). Both answer for one pinned index version, with passage rows as ids,
-so the search, ranking and answer code never know which one they talk to.
+so the search, ranking and answer code never know which one they talk to. (`store.PassageStore` is the rest of
+a version's read side: texts, offsets, sentence vectors; the version folder serves it for both.)
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 from ..config import Settings
-from ..store import IndexVersion
+from ..store import IndexVersion, top_k
+from ..vectors import Hits
 
 
-@dataclass(frozen=True)
-class Hits:
-    """Passage rows with their scores, best first."""
+def positive(hits: Hits) -> Hits:
+    keep = hits.scores > 0
+    return Hits(hits.ids[keep], hits.scores[keep])
 
-    ids: np.ndarray  # int64
-    scores: np.ndarray  # float32
 
-    @classmethod
-    def empty(cls) -> Hits:
-        return cls(np.zeros(0, np.int64), np.zeros(0, np.float32))
-
-    def positive(self) -> Hits:
-        keep = self.scores > 0
-        return Hits(self.ids[keep], self.scores[keep])
-
-    def settled(self, k: int, decimals: int) -> Hits:
-        """The best k with near-ties (equal to `decimals`) broken by passage row, so that two stores whose float
-        sums differ in the last bits rank the same: BM25 ties exactly wherever term counts and lengths match."""
-        order = np.lexsort((self.ids, -np.round(self.scores.astype(np.float64), decimals)))[:k]
-        return Hits(self.ids[order], self.scores[order])
+def settled(hits: Hits, k: int, decimals: int) -> Hits:
+    """The best k with near-ties (equal to `decimals`) broken by passage row, so that two stores whose float
+    sums differ in the last bits rank the same: BM25 ties exactly wherever term counts and lengths match."""
+    order = np.lexsort((hits.ids, -np.round(hits.scores.astype(np.float64), decimals)))[:k]
+    return Hits(hits.ids[order], hits.scores[order])
 
 
 BM25_DECIMALS = 4  # BM25 sums agree to ~1e-6 between bm25s and Qdrant (float32, another summation order)
 OVERFETCH = 16  # extra lexical hits a remote store returns, so a tie at the cut-off is settled the same way
 
 
-class PassageStore(Protocol):
+class CandidateStore(Protocol):
     """Candidate retrieval over one index version: dense and BM25 top-k, and BM25 of given passages.
 
     `sources` restricts results to those source ids (a payload filter in Qdrant, a row mask in a folder).
@@ -65,7 +56,6 @@ class FolderStore:
     def __init__(self, version: IndexVersion) -> None:
         self._v = version
         self.version = version.name
-        self._vectors = np.asarray(version.vectors)
         self._last = threading.local()  # the BM25 list of this thread's last query: asked for twice per search
 
     def _bm25(self, terms: Sequence[str]) -> np.ndarray:
@@ -86,34 +76,19 @@ class FolderStore:
 
     def dense(self, query: np.ndarray, k: int, sources: Sequence[str] | None = None) -> Hits:
         mask = self.mask(sources)
-        if mask is None:
-            scores, found = self._v.dense.search(query, k)
-            return Hits(np.asarray(found, dtype=np.int64), np.asarray(scores, dtype=np.float32))
-        allowed = np.flatnonzero(mask)
-        sims = self._vectors[allowed] @ query
-        top = top_k(sims, k)
-        return Hits(allowed[top], np.asarray(sims[top], dtype=np.float32))
+        return self._v.dense_search(query, k, None if mask is None else np.flatnonzero(mask))
 
     def lexical(self, terms: Sequence[str], k: int, sources: Sequence[str] | None = None) -> Hits:
         mask = self.mask(sources)
         bm = self._bm25(terms) if mask is None else self._bm25(terms) * mask
         top = top_k(bm, k + OVERFETCH)
-        return Hits(top, np.asarray(bm[top], dtype=np.float32)).positive().settled(k, BM25_DECIMALS)
+        return settled(positive(Hits(top, np.asarray(bm[top], dtype=np.float32))), k, BM25_DECIMALS)
 
     def lexical_scores(self, terms: Sequence[str], ids: np.ndarray) -> np.ndarray:
         return np.asarray(self._bm25(terms)[ids], dtype=np.float32)
 
 
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Rows of the k highest scores, best first."""
-    if len(scores) == 0:
-        return np.zeros(0, dtype=np.int64)
-    k = min(k, len(scores))
-    part = np.argpartition(-scores, k - 1)[:k]
-    return part[np.argsort(-scores[part], kind="stable")].astype(np.int64)
-
-
-def open_store(settings: Settings, version: IndexVersion) -> PassageStore:
+def open_store(settings: Settings, version: IndexVersion) -> CandidateStore:
     """The configured backend's store for one version; for Qdrant its collection is published first if it is
     not the current one yet (written and verified from the version folder when missing, then the alias swapped)."""
     if settings.backend != "qdrant":

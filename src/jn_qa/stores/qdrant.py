@@ -30,7 +30,8 @@ from ..config import Settings
 from ..errors import BuildError, Busy, ConfigError, IndexUnavailable
 from ..lexical import K1, B, Lexical, tokenize
 from ..store import IndexVersion
-from . import BM25_DECIMALS, OVERFETCH, Hits
+from ..vectors import Hits
+from . import BM25_DECIMALS, OVERFETCH, positive, settled
 
 log = logging.getLogger("jn_qa")
 PREFIX = "jnqa_"
@@ -130,11 +131,8 @@ def bm25_rows(token_lists: Sequence[Sequence[str]], vocabulary: dict[str, int]) 
 
 
 def idf(lexical: Lexical) -> dict[int, float]:
-    """The global IDF of every term (lucene: log(1 + (N - df + 0.5) / (df + 0.5))), sent with each query."""
-    ptr = np.asarray(lexical.retriever.scores["indptr"], dtype=np.int64)
-    df = np.diff(ptr).astype(np.float64)
-    n = max(1, lexical.size)
-    return dict(enumerate(np.log(1 + (n - df + 0.5) / (df + 0.5)).tolist()))
+    """The global IDF of every term (bm25s's own lucene IDF over the whole version), sent with each query."""
+    return dict(enumerate(np.asarray(lexical.idf, dtype=np.float64).tolist()))
 
 
 def sparse_query(terms: Sequence[str], vocabulary: dict[str, int], weights: dict[int, float]) -> Any:
@@ -204,12 +202,13 @@ def create(client: Any, version: IndexVersion, layout: Layout = Layout()) -> str
 
 def _points(version: IndexVersion) -> Iterator[Any]:
     models = _models()
-    vocabulary = version.lexical.retriever.vocab_dict
+    vocabulary = dict(version.lexical.vocabulary)
     rows = bm25_rows([tokenize(version.passage_text(i)) for i in range(version.size)], vocabulary)
     sentence_vectors = np.asarray(version.sentence_vectors, dtype=np.float32)
     for i in range(version.size):
         p = version.passage(i)
-        sent = sentence_vectors[version.sentence_range(i).start : version.sentence_range(i).stop]
+        span = version.sentences.span(i)
+        sent = sentence_vectors[span.start : span.stop]
         if not len(sent):
             sent = np.asarray(version.vectors[i : i + 1], dtype=np.float32)
         lo, hi = int(rows.ptr[i]), int(rows.ptr[i + 1])
@@ -310,7 +309,7 @@ class QdrantStore:
         self.version = version.name
         self.collection = collection_name(version.name)
         self.size = version.size
-        self._vocabulary: dict[str, int] = version.lexical.retriever.vocab_dict
+        self._vocabulary: dict[str, int] = dict(version.lexical.vocabulary)
         self._idf = idf(version.lexical)
 
     def _filter(self, sources: Sequence[str] | None, ids: np.ndarray | None = None) -> Any:
@@ -342,7 +341,7 @@ class QdrantStore:
         if not q.indices:
             return Hits.empty()
         hits = self._query(q, BM25, min(k + OVERFETCH, self.size), self._filter(sources))
-        return hits.positive().settled(k, BM25_DECIMALS)
+        return settled(positive(hits), k, BM25_DECIMALS)
 
     def lexical_scores(self, terms: Sequence[str], ids: np.ndarray) -> np.ndarray:
         out = np.zeros(len(ids), dtype=np.float32)
