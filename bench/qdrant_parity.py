@@ -1,6 +1,6 @@
 """The qdrant backend against the folder (FAISS + bm25s) backend on one index: same top-10, same answer_found.
 
-    python bench/qdrant_parity.py --index DIR --questions FILE.jsonl [--field question] [--json out.json]
+    python bench/qdrant_parity.py --index DIR --questions FILE.jsonl [--field question] [--limit N] [--json out.json]
 
 The Qdrant collection is written in embedded mode under DIR/qdrant (pass a copy of a shared index). Prints
 how many questions differ in ids, order, scores (above 1e-5) or answer_found, and the worst score gap.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,9 @@ def compare(index: Path, questions: list[str], k: int = 10) -> dict[str, Any]:
     seconds = {"faiss": 0.0, "qdrant": 0.0}
     differ: dict[str, list[str]] = {"ids": [], "order": [], "scores": [], "answer_found": []}
     worst = 0.0
-    for q in questions:
+    for n, q in enumerate(questions, 1):
+        if n % 50 == 0:
+            print(f"{n} questions, differing so far: { ({k: len(v) for k, v in differ.items()}) }", file=sys.stderr)
         got: dict[str, Answer] = {}
         for name, engine in engines.items():
             t = time.perf_counter()
@@ -75,10 +78,13 @@ def main() -> None:
     ap.add_argument("--questions", type=Path, required=True)
     ap.add_argument("--field", default="question", help="the question's field in each JSON line")
     ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--limit", type=int, default=0, help="ask only the first N questions (0: all)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     lines = args.questions.read_text(encoding="utf-8").splitlines()
     questions = [json.loads(line)[args.field] for line in lines if line.strip()]
+    if args.limit:
+        questions = questions[: args.limit]
     report = compare(args.index, questions, args.k)
     print(json.dumps(report, indent=1))
     if args.json:
