@@ -28,7 +28,7 @@ import numpy as np
 
 from ..config import Settings
 from ..errors import BuildError, Busy, ConfigError, IndexUnavailable
-from ..lexical import K1, B, Lexical, tokenize
+from ..lexical import K1, B, Lexical
 from ..store import IndexVersion
 from ..vectors import Hits
 from . import BM25_DECIMALS, OVERFETCH, positive, settled
@@ -130,6 +130,28 @@ def bm25_rows(token_lists: Sequence[Sequence[str]], vocabulary: dict[str, int]) 
     return SparseRows(np.asarray(ptr, np.int64), np.asarray(terms, np.int64), np.asarray(values, np.float64))
 
 
+def index_rows(lexical: Lexical) -> SparseRows:
+    """The same tf parts read off a version's own BM25 index (each term's score over its postings / its IDF),
+    so the collection scores exactly what the folder does, whatever code tokenised the build; equal to
+    `bm25_rows` of the passages' tokens for this code's builds (tests/test_qdrant.py)."""
+    docs, terms, values = [], [], []
+    indexed = len(lexical.idf)  # bm25s's vocabulary may hold a term with no row of scores (the empty token)
+    for term, tid in lexical.vocabulary.items():
+        if tid >= indexed:
+            continue
+        post = np.asarray(lexical.postings(tid), dtype=np.int64)
+        if len(post):
+            docs.append(post)
+            terms.append(np.full(len(post), tid, dtype=np.int64))
+            values.append(np.asarray(lexical.scores([term]), dtype=np.float64)[post] / float(lexical.idf[tid]))
+    if not docs:
+        return SparseRows(np.zeros(lexical.size + 1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64))
+    d, t, v = np.concatenate(docs), np.concatenate(terms), np.concatenate(values)
+    order = np.lexsort((t, d))
+    ptr = np.concatenate([[0], np.cumsum(np.bincount(d, minlength=lexical.size))]).astype(np.int64)
+    return SparseRows(ptr, t[order], v[order])
+
+
 def idf(lexical: Lexical) -> dict[int, float]:
     """The global IDF of every term (bm25s's own lucene IDF over the whole version), sent with each query."""
     return dict(enumerate(np.asarray(lexical.idf, dtype=np.float64).tolist()))
@@ -202,8 +224,7 @@ def create(client: Any, version: IndexVersion, layout: Layout = Layout()) -> str
 
 def _points(version: IndexVersion) -> Iterator[Any]:
     models = _models()
-    vocabulary = dict(version.lexical.vocabulary)
-    rows = bm25_rows([tokenize(version.passage_text(i)) for i in range(version.size)], vocabulary)
+    rows = index_rows(version.lexical)
     sentence_vectors = np.asarray(version.sentence_vectors, dtype=np.float32)
     for i in range(version.size):
         p = version.passage(i)
