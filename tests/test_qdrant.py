@@ -144,7 +144,7 @@ def _start(settings: Settings, tmp_path: Path, token: str) -> tuple[subprocess.P
     args = [exe, "serve", "--index", str(settings.index), "--corpus", str(settings.corpus), "--port", str(port)]
     proc = subprocess.Popen(args, env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300  # loads the model and writes the collection before it answers health
     while True:
         assert proc.poll() is None, (tmp_path / "server.log").read_text()
         try:
