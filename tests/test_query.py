@@ -62,10 +62,21 @@ def speller_fix(typed: str, corrected: str):  # type: ignore[no-untyped-def]
 def test_plan_records_every_rewrite() -> None:
     table = acronyms.mine(TEXTS)
     p = query.plan("When was the IPCP agred?", Speller(vocabulary(TEXTS)), table, acronyms.common(TEXTS, table))
-    assert p.text == "When was the IPCP (Individual Partnership and Cooperation Programme) agreed?"
-    assert p.searched_for == p.text
+    assert p.text == "When was the IPCP agreed?"
+    assert p.searched_for == "When was the IPCP agreed? (IPCP = Individual Partnership and Cooperation Programme)"
+    assert p.extra_terms == ()  # the short form is in the question; the index tags the long form with it
     assert [(r.kind, r.typed, r.meant) for r in p.rewrites] == [
         ("typo", "agred", "agreed"),
         ("acronym", "IPCP", "Individual Partnership and Cooperation Programme"),
     ]
     assert query.plan("Who is in NATO?", None, table, ["NATO"]).searched_for is None
+    spelled = query.plan("What did the Cooperative Cyber Defence Centre of Excellence teach?", None, table, [])
+    assert spelled.extra_terms == ("CCDCOE",)
+
+
+def test_passages_that_spell_an_acronym_out_are_tagged_with_it() -> None:
+    table = acronyms.mine(TEXTS)
+    assert acronyms.tagged("Japan joined the Cooperative Cyber Defence Centre of Excellence in 2019.", table) == [
+        "CCDCOE"
+    ]
+    assert acronyms.tagged("Japan joined the centre in 2019.", table) == []

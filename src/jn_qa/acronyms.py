@@ -64,6 +64,13 @@ def common(texts: Iterable[str], table: Mapping[str, str], share: float = 0.8, m
     return sorted(s for s in table if sum(s in d for d in docs) > share * len(docs))
 
 
+def tagged(text: str, table: Mapping[str, str]) -> list[str]:
+    """Short forms whose long form the text spells out: the build adds them to the text's lexical terms, so
+    a question saying "IPCP" finds a passage that only says "Individual Partnership and Cooperation Programme"."""
+    folded = " " + " ".join(_WORD.findall(text.lower())) + " "
+    return [short for short, long_ in table.items() if " " + " ".join(_WORD.findall(long_.lower())) + " " in folded]
+
+
 def expansions(query: str, table: Mapping[str, str], keep: Iterable[str] = ()) -> list[tuple[str, str]]:
     """(what the query says, what it also means) for each acronym or long form the corpus defines.
 

@@ -180,9 +180,20 @@ def rollback(index: IndexOpt = None) -> None:
 
 @app.command("eval")
 def eval_gold(
-    gold: Annotated[Path, typer.Argument(help="Gold questions (JSON Lines: question, answerable, evidence, type).")],
+    gold: Annotated[
+        Path,
+        typer.Argument(
+            help="Gold questions (JSON Lines: question, answerable, evidence, type), or a SQuAD 2.0 folder "
+            "(corpus.jsonl + questions.jsonl, indexed on its own)."
+        ),
+    ],
     k: Annotated[int, typer.Option("--k", "-k", help="Passages per question (1-100).")] = 5,
-    mode: Annotated[str, typer.Option(help="hybrid (jn-qa), or a baseline: lexical, dense, rrf.")] = "hybrid",
+    mode: Annotated[
+        str, typer.Option(help="hybrid (jn-qa with its reader), ranker (no reader), or a baseline: lexical, dense, rrf.")
+    ] = "hybrid",
+    split: Annotated[
+        str, typer.Option(help="SQuAD folders: all, train or select articles (the reader trained on 'train').")
+    ] = "all",
     index: IndexOpt = None,
     model: ModelOpt = None,
     as_json: JsonOpt = False,
@@ -190,7 +201,7 @@ def eval_gold(
     """hit@1/3/5 and MRR on answerable questions, abstention precision/recall, and the same per question type."""
     from .evaluate import evaluate_gold, gold_text
 
-    report = evaluate_gold(settings(index=index, model=model, k=k), gold, k, mode)
+    report = evaluate_gold(settings(index=index, model=model, k=k), gold, k, mode, split)
     typer.echo(json.dumps(report, indent=2) if as_json else gold_text(report))
 
 

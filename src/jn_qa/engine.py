@@ -17,7 +17,8 @@ from .config import MAX_K, Settings
 from .embedding import Embedder
 from .errors import IndexUnavailable, InvalidInput, ModelMismatch
 from .ranking import Ranker
-from .rerank import CrossEncoderStage
+from .ranking import bundled_models
+from .reader import READER_WEIGHT, Reader, ReaderStage
 from .schema import Answer, SourceMeta, Span
 from .search import Searcher
 from .store import IndexVersion, Layout, check_model, load_manifest
@@ -70,7 +71,7 @@ class Engine:
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
         self.embedder = embedder or Embedder(settings.model, settings.query_threads)
-        self.cross_encoder = CrossEncoderStage.from_setting(settings.reranker)
+        self.reader = Reader.from_setting(settings.reranker, settings.query_threads)
         self._state: State | None = None
         self._lock = threading.Lock()
         self._reload_lock = threading.Lock()  # the watcher and a finished rebuild may both see a new version
@@ -119,13 +120,22 @@ class Engine:
             )
             if note:
                 log.warning(note)
-            searcher = Searcher(version, self.embedder, self.settings.candidates, cross_encoder=self.cross_encoder)
+            searcher = Searcher(
+                version, self.embedder, self.settings.candidates, stages=self.stages(), rewrite=self.settings.rewrite
+            )
             state = State(version, searcher, note)
             with self._lock:
                 self._state = state
                 self.last_error = ""
             return state
         raise IndexUnavailable(first_error or f"no usable index version in {self.settings.index}")
+
+    def stages(self) -> list[ReaderStage]:
+        """The ranking stages after the linear ranker: the reader, unless it is off."""
+        if self.reader is None:
+            return []
+        weight = float(bundled_models().get("reader", {}).get("weight", READER_WEIGHT))
+        return [ReaderStage(self.reader, top=self.settings.reader_top, weight=weight)]
 
     def _open(self, folder: Path) -> IndexVersion:
         manifest = load_manifest(folder)

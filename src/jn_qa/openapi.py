@@ -50,8 +50,18 @@ class ResultOut(BaseModel):
     explain: dict[str, Any] | None = Field(None, description="Present when explain=true.")
 
 
+class RewriteOut(BaseModel):
+    kind: str = Field(..., description="typo (a word neither the corpus's nor English) or acronym (the corpus defines it).")
+    typed: str
+    meant: str
+
+
 class AnswerOut(BaseModel):
     query: str
+    searched_for: str | None = Field(
+        None, description="What was searched for when it differs from the query: typos corrected, acronyms noted."
+    )
+    rewrites: list[RewriteOut] = Field(default_factory=list, description="Each change made to the query.")
     answer_found: bool = Field(..., description="False when the sources do not appear to answer the question.")
     confidence: float = Field(..., description="Calibrated 0-1; compare with threshold.")
     threshold: float

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from importlib.resources import files
 from pathlib import Path
@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError
+from .ranking import RankInput, Ranking
 from .files import file_sha256
 
 SHIPPED_WEIGHTS = "reader.safetensors"
@@ -214,8 +215,9 @@ class ReaderStage:
     """A ranking stage after the linear ranker: the reader reads the head candidates' likeliest sentences.
 
     A candidate's reader score is the best logit among its read sentences; the head is re-ordered by that
-    plus READER_WEIGHT x the standardised score of the stage before, and stays above the rest. The logits
-    go out as `sentence_scores` (NaN where a sentence was not read), so answers mark what the reader chose.
+    plus `weight` x the standardised score of the stage before, and stays above the rest. The logits go
+    out as `sentence_scores`, so answers mark what the reader chose; a sentence it did not read keeps its
+    cheap score (cosine + coverage), placed below every read one.
     """
 
     reader: Reader
@@ -225,32 +227,48 @@ class ReaderStage:
     name: str = "reader"
     pool: str = "both"
 
-    def rank(self, given: Any, previous: Any) -> Any:
-        from dataclasses import replace
-
+    def rank(self, given: RankInput, previous: Ranking | None) -> Ranking:
         if previous is None:
             raise ValueError("the reader needs a ranking before it")
+        if given.sentence_text is None:
+            raise ValueError("the reader needs the candidates' sentence texts")
         c = given.candidates
         s = c.sentences
         cheap = s.scores + 0.5 * s.coverage
         keys = np.asarray(s.rows, dtype=np.int64)
+        owner = np.repeat(np.arange(len(c.ids)), np.diff(s.offsets))
         picked = choose_sentences(previous.order, s.offsets, cheap, keys, self.top, self.per_candidate)
         if len(picked) == 0:
             return previous
-        logits = self.reader.score(given.query, [given.sentence_text(int(keys[p])) for p in picked])
-        by_key = dict(zip((int(keys[p]) for p in picked), logits, strict=True))
-        sentence_scores = np.array([by_key.get(int(k), np.nan) for k in keys], dtype=np.float64)
+        text_of = given.sentence_text
+        texts = [text_of(int(c.ids[owner[p]]), int(keys[p])) for p in picked]
+        distinct = list(dict.fromkeys(texts))  # overlapping passages hold the same sentence: read it once
+        said = dict(zip(distinct, self.reader.score(given.query, distinct).tolist(), strict=True))
+        logits = np.array(list(said.values()))
+        by_key: dict[int, float] = {}
+        for j in previous.order[: self.top]:  # every copy of a read sentence in the head counts as read
+            for pos in range(int(s.offsets[j]), int(s.offsets[j + 1])):
+                x = said.get(text_of(int(c.ids[j]), int(keys[pos])))
+                if x is not None:
+                    by_key[int(keys[pos])] = x
+        read = np.array([int(k) in by_key for k in keys], dtype=bool)
+        floor = float(logits.min()) - 1.0
+        unread = floor - (float(cheap.max()) - cheap) if len(cheap) else cheap  # below every read sentence
+        sentence_scores = np.where(read, [by_key.get(int(k), 0.0) for k in keys], unread)
         head = previous.order[: self.top]
-        best = np.array(
-            [np.nanmax(sentence_scores[s.of(int(j))]) if np.isfinite(sentence_scores[s.of(int(j))]).any() else -np.inf
-             for j in head]
-        )
+        best = np.array([_best_read(sentence_scores, read, s.of(int(j)), floor) for j in head])
         prior = previous.scores[head]
         sd = float(prior.std()) or 1.0
-        combined = np.where(np.isfinite(best), best, np.nanmin(logits) - 1.0) + self.weight * (prior - prior.mean()) / sd
+        combined = best + self.weight * (prior - prior.mean()) / sd
         rest = previous.order[self.top :]
-        floor = float(previous.scores[rest].max()) if len(rest) else 0.0
-        scores = previous.scores.copy()
-        scores[head] = floor + 1.0 + combined - combined.min()
+        base = float(previous.scores[rest].max()) if len(rest) else 0.0
+        scores = np.array(previous.scores, dtype=np.float64, copy=True)
+        scores[head] = base + 1.0 + combined - combined.min()
         order = np.concatenate([head[np.argsort(-combined, kind="stable")], rest])
-        return replace(previous, scores=scores, order=order, sentence_scores=sentence_scores)
+        return replace(previous, scores=scores, order=order, sentence_scores=sentence_scores, reader=by_key)
+
+
+def _best_read(scores: np.ndarray, read: np.ndarray, sl: slice, floor: float) -> float:
+    """A candidate's best read sentence logit (`floor` when the reader read none of its sentences)."""
+    mask = read[sl]
+    return float(scores[sl][mask].max()) if mask.any() else floor

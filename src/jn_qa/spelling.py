@@ -1,13 +1,15 @@
-"""Typos in questions: a word the corpus never uses is corrected to the nearest word it does use.
+"""Typos in questions: a word that is neither the corpus's nor English is corrected to the nearest corpus word.
 
 "Japn" -> "Japan". The vocabulary is the sources' own words with their counts, gathered at build time;
 candidates are found with rapidfuzz (Levenshtein distance at most 1 for words up to 5 letters, else 2),
-the closest winning and, among equally close ones, the most frequent. Words that are short, hold digits
-or are stop words are left as typed. Pure, given the vocabulary.
+the closest winning and, among equally close ones, the most frequent. A word of English (the 82,765-word
+frequency list symspellpy ships) is never touched, even when the corpus lacks it ("warning" is not a typo
+of "working"); nor are short words, words with digits and stop words.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -24,6 +26,15 @@ def vocabulary(texts: Iterable[str]) -> dict[str, int]:
     for text in texts:
         counts.update(w.lower() for w in _WORD.findall(text))
     return dict(counts)
+
+
+@functools.cache
+def english() -> frozenset[str]:
+    """English words: the frequency dictionary shipped with symspellpy (its first column)."""
+    from importlib.resources import files
+
+    text = (files("symspellpy") / "frequency_dictionary_en_82_765.txt").read_text(encoding="utf-8")
+    return frozenset(line.split(" ", 1)[0] for line in text.splitlines() if line)
 
 
 @dataclass(frozen=True)
@@ -48,7 +59,7 @@ class Speller:
         from .lexical import stopwords
 
         w = word.lower()
-        if len(w) < MIN_LENGTH or w in self.counts or w in stopwords() or not w.isalpha():
+        if len(w) < MIN_LENGTH or w in self.counts or w in stopwords() or not w.isalpha() or w in english():
             return None
         limit = 1 if len(w) <= 5 else 2
         best: tuple[int, int, str] | None = None

@@ -21,6 +21,7 @@ import fcntl
 import json
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ import numpy as np
 from .errors import Busy, IndexUnavailable, ModelMismatch, NotFound
 from .files import clear_stale_temps, file_sha256, fsync_dir, write_atomic
 from .lexical import Lexical
+from .query import QueryAids
 from .schema import Passage, Source, SourceMeta, Span
 from .vectors import Hits, VectorIndex
 
@@ -40,6 +42,7 @@ FORMAT = 1
 KEY_BYTES = 32  # a passage's content key: a sha256 digest
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
+QUERY_AIDS = "query_aids.json"
 PASSAGE_COLUMNS = ("source", "start", "end", "page", "section")  # passages.npy, one int64 row per passage
 
 
@@ -264,6 +267,7 @@ class VersionData:
     manifest: dict[str, Any] = field(default_factory=dict)
     title_vectors: np.ndarray | None = None  # (sources, dim) float32: each source's title, encoded
     sentence_terms: tuple[np.ndarray, np.ndarray] | None = None  # CSR over sentences: lexical term ids
+    query_aids: QueryAids | None = None  # the sources' words and acronyms, for rewriting questions
 
 
 def write_version(folder: Path, data: VersionData) -> dict[str, Any]:
@@ -308,6 +312,8 @@ def write_version(folder: Path, data: VersionData) -> dict[str, Any]:
     np.save(folder / "passage_keys.npy", np.asarray(data.passage_keys, dtype=f"S{KEY_BYTES}").reshape(-1))
     if data.title_vectors is not None:
         np.save(folder / "title_vectors.npy", np.ascontiguousarray(data.title_vectors, dtype=np.float32))
+    if data.query_aids is not None:
+        _write_json(folder / QUERY_AIDS, data.query_aids.to_json())
     if data.sentence_terms is not None:
         np.save(folder / "sentence_terms_ptr.npy", np.asarray(data.sentence_terms[0], dtype=np.int64))
         np.save(folder / "sentence_terms.npy", np.asarray(data.sentence_terms[1], dtype=np.int32))
@@ -424,6 +430,7 @@ class PassageStore(Protocol):
     meta: list[SourceMeta]
 
     def dense_search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> Hits: ...
+    def query_aids(self) -> QueryAids: ...
     def row(self, i: int) -> PassageRow: ...
     def passage_text(self, i: int) -> str: ...
     def text(self, i: int) -> str: ...
@@ -469,6 +476,8 @@ class IndexVersion:
         self.meta = [_meta(s) for s in self._sources]
         self.ids = {s["id"]: i for i, s in enumerate(self._sources)}
         self.text = lru_cache(maxsize=256)(self._text)
+        self._aids: QueryAids | None = None
+        self._aids_lock = threading.Lock()
 
     @classmethod
     def open(cls, folder: Path, verify: bool = True) -> IndexVersion:
@@ -502,6 +511,18 @@ class IndexVersion:
 
     def source_record(self, i: int) -> dict[str, Any]:
         return dict(self._sources[i])
+
+    def query_aids(self) -> QueryAids:
+        """The version's vocabulary and acronym table; derived from its texts once for versions built before
+        they were stored."""
+        with self._aids_lock:
+            if self._aids is None:
+                path = self.folder / QUERY_AIDS
+                if path.is_file():
+                    self._aids = QueryAids.from_json(json.loads(path.read_text(encoding="utf-8")))
+                else:
+                    self._aids = QueryAids.from_texts(self.text(i) for i in range(len(self.meta)))
+            return self._aids
 
     def _text(self, i: int) -> str:
         a, b = self._sources[i]["bytes"]
