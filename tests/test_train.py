@@ -35,10 +35,24 @@ def _squad2(folder: Path) -> Path:
     rows = [{"_id": f"A{i}-p0", "title": f"A{i}", "text": PARAGRAPH} for i in range(2)]
     (folder / "corpus.jsonl").write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
     qs = [
-        {"id": "1", "question": "When was the programme agreed?", "answerable": True, "answer": "2014",
-         "evidence": [{"doc": "A0-p0", "text": "2014"}], "paragraph": "A0-p0", "plausible": []},
-        {"id": "2", "question": "When was the programme cancelled?", "answerable": False, "answer": "",
-         "evidence": [], "paragraph": "A0-p0", "plausible": ["2014"]},
+        {
+            "id": "1",
+            "question": "When was the programme agreed?",
+            "answerable": True,
+            "answer": "2014",
+            "evidence": [{"doc": "A0-p0", "text": "2014"}],
+            "paragraph": "A0-p0",
+            "plausible": [],
+        },
+        {
+            "id": "2",
+            "question": "When was the programme cancelled?",
+            "answerable": False,
+            "answer": "",
+            "evidence": [],
+            "paragraph": "A0-p0",
+            "plausible": ["2014"],
+        },
     ]
     (folder / "questions.jsonl").write_text("\n".join(json.dumps(q) for q in qs), encoding="utf-8")
     return folder
@@ -52,8 +66,24 @@ def test_training_and_shipping_end_to_end(tmp_path: Path) -> None:
 
     out = tmp_path / "run"
     train_reader.main(
-        ["--squad11", str(_squad11(tmp_path / "s11")), "--squad2", str(_squad2(tmp_path / "s2")), "--out", str(out),
-         "--layers", "1", "--max-steps", "2", "--batch", "4", "--save-steps", "1", "--questions", "10"]
+        [
+            "--squad11",
+            str(_squad11(tmp_path / "s11")),
+            "--squad2",
+            str(_squad2(tmp_path / "s2")),
+            "--out",
+            str(out),
+            "--layers",
+            "1",
+            "--max-steps",
+            "2",
+            "--batch",
+            "4",
+            "--save-steps",
+            "1",
+            "--questions",
+            "10",
+        ]
     )
     assert (out / "final" / "model.safetensors").is_file()
     shipped = ship(out / "final", tmp_path / "shipped", {"test": True})
@@ -65,8 +95,9 @@ def test_training_and_shipping_end_to_end(tmp_path: Path) -> None:
 
 
 def test_training_is_deterministic_given_a_seed(tmp_path: Path) -> None:
-    from train.data import squad11_pairs
     import random
+
+    from train.data import squad11_pairs
 
     folder = _squad11(tmp_path / "s11")
     a = squad11_pairs(folder / "train-v1.1.json", 3, random.Random(5))

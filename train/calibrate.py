@@ -105,8 +105,12 @@ def outcome(c: Case, linear: LinearModel, stage: ReaderStage | None) -> tuple[in
     got = c.retrieved
     ranking = LinearRanker(linear).rank(RankInput(got.query, got.candidates, c.searcher.version.passage_text), None)
     if stage is not None:
-        given = RankInput(got.plan.text if got.plan else got.query, got.candidates, c.searcher.version.passage_text,
-                          c.searcher.sentence_text)
+        given = RankInput(
+            got.plan.expanded if got.plan else got.query,
+            got.candidates,
+            c.searcher.version.passage_text,
+            c.searcher.sentence_text,
+        )
         ranking = stage.rank(given, ranking)
     top = int(ranking.order[0]) if len(ranking.order) else 0
     missing = c.searcher.specifics_missing(got.query, c.searcher.version.row(int(got.candidates.ids[top])).source)
@@ -130,9 +134,14 @@ def fit_confidence(x: np.ndarray, y: np.ndarray, w: np.ndarray, names: Sequence[
     return LinearModel(ANSWER_FEATURES, full, float(m.intercept_[0]), standardised=False)
 
 
+GOLD_WEIGHT = 3.0  # the gold questions are the product's own domain: they weigh this much more than SQuAD's
+
+
 def balanced(groups: Sequence[str]) -> np.ndarray:
+    """Sample weights: each dataset weighs the same in total, times GOLD_WEIGHT for the gold questions."""
     sizes = {g: groups.count(g) for g in set(groups)}
-    return np.array([len(groups) / (len(sizes) * sizes[g]) for g in groups])
+    w = np.array([len(groups) / (len(sizes) * sizes[g]) * (GOLD_WEIGHT if g == "gold" else 1.0) for g in groups])
+    return w / w.mean()
 
 
 def figures(rows: Sequence[tuple[int | None, float, bool]]) -> dict[str, float]:
@@ -169,8 +178,10 @@ def main(argv: list[str] | None = None) -> None:
         idx = rng.permutation(len(items))[: args.squad_limit]
         return [items[int(i)] for i in sorted(idx)]
 
-    all_cases = cases(seed, gold_items, "gold") + cases(sq, sample("train"), "squad-train") + cases(
-        sq, sample("select"), "squad-select"
+    all_cases = (
+        cases(seed, gold_items, "gold")
+        + cases(sq, sample("train"), "squad-train")
+        + cases(sq, sample("select"), "squad-select")
     )
     print(f"{len(all_cases)} questions retrieved in {time.time() - t0:.0f}s", flush=True)
     fit_on = [c for c in all_cases if c.group != "squad-select"]
@@ -185,25 +196,38 @@ def main(argv: list[str] | None = None) -> None:
         for c in all_cases:
             per.setdefault(c.group, []).append(outcome(c, linear, stage))
         results[(top, weight)] = per
-        hit = {g: evaluate.hit_figures([r[0] for r, c in zip(v, [x for x in all_cases if x.group == g], strict=True)
-                                        if c.item.answerable]) for g, v in per.items()}
-        print(f"top {top} weight {weight}: " + "  ".join(
-            f"{g} hit@1 {h['hit@1']:.3f} hit@5 {h['hit@5']:.3f}" for g, h in hit.items()), flush=True)
+        hit = {
+            g: evaluate.hit_figures(
+                [r[0] for r, c in zip(v, [x for x in all_cases if x.group == g], strict=True) if c.item.answerable]
+            )
+            for g, v in per.items()
+        }
+        print(
+            f"top {top} weight {weight}: "
+            + "  ".join(f"{g} hit@1 {h['hit@1']:.3f} hit@5 {h['hit@5']:.3f}" for g, h in hit.items()),
+            flush=True,
+        )
 
     def score(key: tuple[int, float]) -> float:
         per = results[key]
         vals = []
         for g in ("gold", "squad-train"):
             group = [c for c in all_cases if c.group == g]
-            vals.append(evaluate.hit_figures([r[0] for r, c in zip(per[g], group, strict=True) if c.item.answerable])["hit@1"])
+            vals.append(
+                evaluate.hit_figures([r[0] for r, c in zip(per[g], group, strict=True) if c.item.answerable])["hit@1"]
+            )
         return float(np.mean(vals))
 
     best = max((k for k in results if k[0] > 0), key=lambda k: (score(k), -k[0]))
-    print(f"chosen: reader_top {best[0]}, weight {best[1]} (mean hit@1 {score(best):.3f}; no reader {score((0, 0.0)):.3f})")
+    print(
+        f"chosen: reader_top {best[0]}, weight {best[1]} (mean hit@1 {score(best):.3f}; no reader {score((0, 0.0)):.3f})"
+    )
 
     models: dict[str, LinearModel] = {}
-    for key, name, names in ((best, "abstention", ANSWER_FEATURES), ((0, 0.0), "abstention_no_reader",
-                             tuple(n for n in ANSWER_FEATURES if n != "reader"))):
+    for key, name, names in (
+        (best, "abstention", ANSWER_FEATURES),
+        ((0, 0.0), "abstention_no_reader", tuple(n for n in ANSWER_FEATURES if n != "reader")),
+    ):
         per = results[key]
         rows = [(c, *per[c.group][[x for x in all_cases if x.group == c.group].index(c)]) for c in all_cases]
         fit_rows = [r for r in rows if r[0].group != "squad-select"]
@@ -224,14 +248,22 @@ def main(argv: list[str] | None = None) -> None:
                 r = gold_rows[int(i)]
                 conf_oof[r[0].item.id] = Abstention(m).confidence(r[2])
         gold_fig = figures([(r[1], conf_oof[r[0].item.id], r[0].item.answerable) for r in gold_rows])
-        dev_fig = figures([(r[1], conf_oof[r[0].item.id], r[0].item.answerable) for r in gold_rows
-                           if r[0].item.id < "q200"])
+        dev_fig = figures(
+            [(r[1], conf_oof[r[0].item.id], r[0].item.answerable) for r in gold_rows if r[0].item.id < "q200"]
+        )
         sel = [r for r in rows if r[0].group == "squad-select"]
         sel_fig = figures([(r[1], Abstention(model).confidence(r[2]), r[0].item.answerable) for r in sel])
-        print(f"{name}: weights", {n: round(float(v), 3) for n, v in zip(ANSWER_FEATURES, model.weights, strict=True)
-                                   if v}, "bias", round(model.bias, 3))
-        for label, fig in (("dev (out-of-fold)", dev_fig), ("dev+extra (out-of-fold)", gold_fig),
-                           ("SQuAD reader-select (held out)", sel_fig)):
+        print(
+            f"{name}: weights",
+            {n: round(float(v), 3) for n, v in zip(ANSWER_FEATURES, model.weights, strict=True) if v},
+            "bias",
+            round(model.bias, 3),
+        )
+        for label, fig in (
+            ("dev (out-of-fold)", dev_fig),
+            ("dev+extra (out-of-fold)", gold_fig),
+            ("SQuAD reader-select (held out)", sel_fig),
+        ):
             print(f"  {label}: " + "  ".join(f"{k} {v:.3f}" for k, v in fig.items()))
         if name == "abstention":
             reliability(sel, model)
@@ -249,13 +281,17 @@ def main(argv: list[str] | None = None) -> None:
             "features": list(RANK_FEATURES),
             "cross_validated": "see docs/reader.md",
         }
-        data["ranker"] = {"weights": {n: round(float(w), 4) for n, w in zip(FEATURES, linear.weights, strict=True)
-                                      if w}, "bias": 0.0, "standardised": True}
+        data["ranker"] = {
+            "weights": {n: round(float(w), 4) for n, w in zip(FEATURES, linear.weights, strict=True) if w},
+            "bias": 0.0,
+            "standardised": True,
+        }
         data["reader"] = {"top": best[0], "weight": best[1]}
         for name, model in models.items():
-            data[name] = {"weights": {n: round(float(v), 4) for n, v in zip(ANSWER_FEATURES, model.weights,
-                                                                              strict=True) if v},
-                          "bias": round(model.bias, 4)}
+            data[name] = {
+                "weights": {n: round(float(v), 4) for n, v in zip(ANSWER_FEATURES, model.weights, strict=True) if v},
+                "bias": round(model.bias, 4),
+            }
         MODEL_JSON.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {MODEL_JSON}")
     print(f"done in {time.time() - t0:.0f}s")

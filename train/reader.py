@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--save-steps", type=int, default=250)
     p.add_argument("--max-steps", type=int, default=-1)
+    p.add_argument(
+        "--resume", action="store_true", help="start from the shipped reader (src/jn_qa/reader) instead of MiniLM"
+    )
     args = p.parse_args(argv)
 
     import torch
@@ -74,12 +77,23 @@ def main(argv: list[str] | None = None) -> None:
         cache.write_text("".join(json.dumps(dataclasses.asdict(p)) + "\n" for p in pairs), encoding="utf-8")
     print(f"{len(pairs)} pairs ({sum(p.label for p in pairs):.0f} positive) in {time.time() - t0:.0f}s", flush=True)
     data = Dataset.from_dict(
-        {"question": [p.question for p in pairs], "sentence": [p.sentence for p in pairs], "label": [p.label for p in pairs]}
+        {
+            "question": [p.question for p in pairs],
+            "sentence": [p.sentence for p in pairs],
+            "label": [p.label for p in pairs],
+        }
     )
-    model = CrossEncoder(str(resolve_model("all-MiniLM-L6-v2")), num_labels=1, max_length=args.max_length, device="cpu")
+    if args.resume:  # keep training what ships (its layer count wins over --layers)
+        from jn_qa.reader import bundled_folder, materialise
+
+        model = CrossEncoder(str(materialise(bundled_folder())), max_length=args.max_length, device="cpu")
+    else:
+        model = CrossEncoder(
+            str(resolve_model("all-MiniLM-L6-v2")), num_labels=1, max_length=args.max_length, device="cpu"
+        )
     bert = model.model.bert
     bert.encoder.layer = bert.encoder.layer[: args.layers]
-    model.model.config.num_hidden_layers = args.layers
+    model.model.config.num_hidden_layers = len(bert.encoder.layer)
     bert.embeddings.word_embeddings.weight.requires_grad = False
     for layer in bert.encoder.layer[: args.freeze]:
         layer.requires_grad_(False)

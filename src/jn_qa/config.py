@@ -43,7 +43,7 @@ class Settings:
         "The reader that re-ranks, marks and scores answers: empty for jn-qa's own (shipped), a local CrossEncoder folder, or 'off'.",
     )
     rewrite: bool = _setting(True, "Correct typos and spell out the corpus's acronyms before searching (shown as 'searched for').")
-    reader_top: int = _setting(5, "Candidates whose likeliest sentences the reader reads (more: slower, rarely better).")
+    reader_top: int = _setting(3, "Candidates whose likeliest sentences the reader reads (3: chosen by hit@1, docs/reader.md).")
     chunk_words: int = _setting(120, "Target passage size in words; passages hold whole sentences only.")
     chunk_overlap: int = _setting(40, "Words of whole sentences repeated at the start of the next passage.")
     batch_size: int = _setting(32, "Embedding batch size during builds.")

@@ -36,6 +36,19 @@ class QueryPlan:
     extra_terms: tuple[str, ...] = ()  # short forms of long forms the question spells out (lexical only)
 
     @property
+    def expanded(self) -> str:
+        """The text with each acronym's long form after it: what the reader reads, so "IPCP" and "ITPP" differ
+        by more than a letter."""
+        out = self.text
+        for r in self.rewrites:
+            if r.kind == "acronym" and r.typed not in self.extra_terms and r.meant not in self.extra_terms:
+                at = out.find(r.typed)
+                if at >= 0 and r.typed.isupper():
+                    end = at + len(r.typed)
+                    out = f"{out[:end]} ({r.meant}){out[end:]}"
+        return out
+
+    @property
     def searched_for(self) -> str | None:
         """What was searched for, when it differs from what was asked (what the page and JSON show)."""
         notes = [f"{r.typed} = {r.meant}" for r in self.rewrites if r.kind == "acronym"]
@@ -88,8 +101,11 @@ class QueryAids:
         keep = data.get("keep") or []
         if not isinstance(vocab, dict) or not isinstance(table, dict) or not isinstance(keep, list):
             raise ValueError("query aids: vocabulary and acronyms must be objects, keep a list")
-        return cls({str(k): int(v) for k, v in vocab.items()}, {str(k): str(v) for k, v in table.items()},
-                   tuple(str(x) for x in keep))
+        return cls(
+            {str(k): int(v) for k, v in vocab.items()},
+            {str(k): str(v) for k, v in table.items()},
+            tuple(str(x) for x in keep),
+        )
 
     @cached_property
     def speller(self) -> Speller:

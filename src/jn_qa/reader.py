@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError
-from .ranking import RankInput, Ranking
 from .files import file_sha256
+from .ranking import Ranking, RankInput
 
 SHIPPED_WEIGHTS = "reader.safetensors"
 WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"
@@ -128,7 +128,9 @@ class Reader:
             return cls(bundled_folder(), shipped=True, threads=threads)
         folder = Path(v).expanduser()
         if not (folder / "config.json").is_file():
-            raise ConfigError(f"reranker {value!r} is not a local model folder (no config.json); use 'off' to disable it")
+            raise ConfigError(
+                f"reranker {value!r} is not a local model folder (no config.json); use 'off' to disable it"
+            )
         return cls(folder, threads=threads)
 
     @cached_property
@@ -181,7 +183,7 @@ def _identity() -> Any:
 
 # ---------------------------------------------------------------- the ranking stage
 
-READER_TOP = 10  # candidates whose sentences the reader reads (setting reader_top)
+READER_TOP = 3  # candidates whose sentences the reader reads (setting reader_top)
 SENTENCES_PER_CANDIDATE = 3  # of each, the sentences the cheap support score likes best
 READER_WEIGHT = 1.0  # reader logit against the standardised score of the stage before (fitted, docs/reader.md)
 

@@ -163,7 +163,7 @@ class Searcher:
         timings["features"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        ranking = ranker.rank(RankInput(q, cands, v.passage_text, self.sentence_text), None)
+        ranking = ranker.rank(RankInput(plan.expanded, cands, v.passage_text, self.sentence_text), None)
         order = ranking.order
         missing = self.specifics_missing(q, int(self.source_of[int(cands.ids[order[0]])])) if len(order) else 0.0
         timings["rerank"] = time.perf_counter() - t
