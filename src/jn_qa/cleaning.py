@@ -172,13 +172,39 @@ def _drop_repeats(lines: list[_Line | None]) -> list[_Line | None]:
     seen: set[str] = set()
     drop: set[int] = set()
     previous: str | None = None
-    for i, (ln, f) in enumerate(zip(real, folded)):
+    quoted = _inside_another(folded)
+    for i, (ln, f) in enumerate(zip(real, folded, strict=True)):
         words = len(f.split())
-        if f == previous or (f in seen and words >= 3) or words >= 8 and any(f in other and f != other for other in folded):
+        if f == previous or (f in seen and words >= 3) or i in quoted:
             drop.add(id(ln))
         seen.add(f)
         previous = f
     return _carry_marks(lines, lambda ln: id(ln) in drop)
+
+
+def _inside_another(folded: list[str], min_words: int = 8, cap: int = 64) -> set[int]:
+    """Lines of at least `min_words` words that occur inside another, different line (pull quotes).
+
+    Comparing every line with every other is quadratic (a 1 MB text took 5 s); instead each candidate is
+    looked up by six of its inner words (whole words of any line that contains it), and only lines holding
+    those six are compared, at most `cap` of them.
+    """
+    tokens = [f.split() for f in folded]
+    holders: dict[tuple[str, ...], list[int]] = {tuple(w[1:7]): [] for w in tokens if len(w) >= min_words}
+    if not holders:
+        return set()
+    for j, words in enumerate(tokens):
+        for s in range(len(words) - 5):
+            found = holders.get(tuple(words[s : s + 6]))
+            if found is not None and (not found or found[-1] != j) and len(found) <= cap:
+                found.append(j)
+    out: set[int] = set()
+    for i, words in enumerate(tokens):
+        if len(words) >= min_words:
+            f = folded[i]
+            if any(j != i and f in folded[j] and f != folded[j] for j in holders[tuple(words[1:7])]):
+                out.add(i)
+    return out
 
 
 def _join_broken_paragraphs(lines: list[_Line | None]) -> list[_Line | None]:
