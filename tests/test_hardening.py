@@ -204,7 +204,20 @@ def test_the_cli_survives_a_garbled_current(tiny: Settings) -> None:
     store.Layout(real.index).current_file.write_bytes(b"\xff\xfe")
     for args, noted in (
         (["ask", "When was the IPCP signed?", "--index", str(real.index), "-k", "1"], True),
-        (["build", "--corpus", str(real.corpus), "--index", str(real.index), "--chunk-words", "14"], True),
+        (
+            [
+                "build",
+                "--corpus",
+                str(real.corpus),
+                "--index",
+                str(real.index),
+                "--chunk-words",
+                "14",
+                "--chunk-overlap",
+                "4",
+            ],
+            True,
+        ),
         (["rollback", "--index", str(real.index)], True),
         (["ask", "When was the IPCP signed?", "--index", str(real.index), "-k", "1"], False),  # CURRENT whole again
     ):
