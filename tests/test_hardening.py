@@ -187,7 +187,7 @@ def test_a_damaged_current_falls_back_to_the_newest_version(tiny: Settings, tmp_
     with _client(tiny) as client:
         health = client.get("/api/health").json()
         assert client.get("/api/search", params={"q": "ITPP goals"}).status_code == 200
-    assert health["version"] == newest
+    assert health["version"] == newest and health["note"] == pointer.note
     assert store.rollback(tiny.index) == (newest, older)  # and CURRENT is whole again
     assert layout.read_current() == store.Pointer(older)
     write_source(tiny.corpus, "gamma", TEXT_B.replace("ITPP", "IPCP"), title="Gamma")
