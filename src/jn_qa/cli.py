@@ -118,19 +118,9 @@ def serve(
     workers: Annotated[int | None, typer.Option(help="Worker processes sharing the memory-mapped index.")] = None,
 ) -> None:
     """Serve the web page and the JSON API; picks up newly published index versions by itself."""
-    import uvicorn
+    from .server import run
 
-    s = settings(index=index, corpus=corpus, model=model, host=host, port=port, workers=workers)
-    if s.workers > 1:
-        for name, value in (("INDEX", s.index), ("CORPUS", s.corpus), ("MODEL", s.model)):
-            os.environ[f"{ENV_PREFIX}{name}"] = str(value)
-        uvicorn.run(
-            "jn_qa.api:app_from_env", factory=True, host=s.host, port=s.port, workers=s.workers, log_level="info"
-        )
-        return
-    from .api import create_app
-
-    uvicorn.run(create_app(s), host=s.host, port=s.port, log_level="info")
+    run(settings(index=index, corpus=corpus, model=model, host=host, port=port, workers=workers))
 
 
 @app.command()

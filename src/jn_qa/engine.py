@@ -101,7 +101,8 @@ class Engine:
     def load(self) -> State:
         """Open the current version (or, if it is damaged, the newest intact older one) and swap it in."""
         layout = Layout(self.settings.index)
-        name = layout.current_name()
+        pointer = layout.read_current()  # a damaged CURRENT falls back to the newest version, with a note
+        name = pointer.name
         if name is None:
             raise IndexUnavailable(f"no index in {self.settings.index}: build one with 'jn-qa build'")
         candidates = [name] + [n for n in reversed(layout.list_versions()) if n < name]
@@ -116,9 +117,11 @@ class Engine:
                     first_error = e.message
                 continue
             note = (
-                "" if candidate == name else f"serving {candidate}: current version {name} is unusable ({first_error})"
+                pointer.note
+                if candidate == name
+                else f"serving {candidate}: current version {name} is unusable ({first_error})"
             )
-            if note:
+            if candidate != name:  # a damaged CURRENT was noted where it was read
                 log.warning(note)
             searcher = Searcher(
                 version, self.embedder, self.settings.candidates, stages=self.stages(), rewrite=self.settings.rewrite

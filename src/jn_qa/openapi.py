@@ -101,7 +101,7 @@ _ERRORS = {
     413: "Upload larger than JNQA_MAX_UPLOAD_MB, or too many files.",
     415: "A file jn-qa cannot read: unsupported type, empty, corrupt, binary or undecodable.",
     422: "Invalid input; the message names the parameter (empty or over-long question, k outside 1-100 or not an integer, malformed body).",
-    503: "No index is loaded (build one with 'jn-qa build').",
+    503: "No index is loaded (build one with 'jn-qa build'); on admin routes, the corpus folder is read-only.",
     507: "The disk is full: nothing was added.",
 }
 

@@ -7,6 +7,7 @@ everything after the query encode is vectorised numpy over the candidates and th
 from __future__ import annotations
 
 import time
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -39,12 +40,21 @@ MAX_QUERY_CHARS = 1000
 MODES = ("hybrid", "ranker", "lexical", "dense", "rrf")  # all but hybrid are the baselines evaluations report
 
 
+# Characters that show nothing on their own: controls, format characters (zero-width space and joiners,
+# BOM, soft hyphen, bidi marks), unassigned and private-use code points, combining marks without a base.
+_INVISIBLE = frozenset(("Cc", "Cf", "Cn", "Co", "Cs", "Mn", "Me", "Zl", "Zp", "Zs"))
+
+
 def clean_query(query: str) -> str:
+    """The question with its whitespace collapsed, or InvalidInput: empty (nothing visible in it: only
+    spaces, zero-width characters, a BOM...), over-long, or not valid text (a lone surrogate)."""
     q = " ".join(str(query).split())
-    if not q:
-        raise InvalidInput("the question is empty")
     if len(q) > MAX_QUERY_CHARS:
         raise InvalidInput(f"the question is longer than {MAX_QUERY_CHARS} characters")
+    if any("\ud800" <= ch <= "\udfff" for ch in q):
+        raise InvalidInput("the question is not valid text (it holds a lone surrogate)")
+    if not any(unicodedata.category(ch) not in _INVISIBLE for ch in q):
+        raise InvalidInput("the question is empty")
     return q
 
 

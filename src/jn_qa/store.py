@@ -19,8 +19,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
+import re
+import secrets
 import shutil
+import stat
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -38,7 +42,11 @@ from .query import QueryAids
 from .schema import Passage, Source, SourceMeta, Span
 from .vectors import Hits, VectorIndex
 
+log = logging.getLogger("jn_qa")
 FORMAT = 1
+VERSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")  # a plain name: no separators, never ..
+MAX_CURRENT_BYTES = 256
+_NOTED: set[str] = set()
 KEY_BYTES = 32  # a passage's content key: a sha256 digest
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
@@ -205,19 +213,79 @@ class Layout:
         return self.versions / name
 
     def current_name(self) -> str | None:
+        """The version to serve: what CURRENT names, or, when CURRENT is damaged, the newest version (see
+        `read_current`)."""
+        return self.read_current().name
+
+    def read_current(self) -> Pointer:
+        """The one reader of CURRENT. A pointer that is not a small regular file holding a plain version name
+        (bytes that are not UTF-8, a path such as ../../etc, a folder, a FIFO, a link) is damaged: the newest
+        version present is used instead, with a one-line note saying so. Never blocks, never raises."""
+        raw, problem = self._current_bytes()
+        if raw is None and not problem:
+            return Pointer(None)
+        if not problem:
+            try:
+                name = raw.decode("utf-8").strip() if raw is not None else ""
+            except UnicodeDecodeError:
+                name, problem = "", "is not UTF-8 text"
+            if not problem and not VERSION_NAME.fullmatch(name):
+                problem = f"names {name[:40]!r}, which is not a version name" if name else "is empty"
+            if not problem:
+                return Pointer(name)
+        names = self.list_versions()
+        fallback = names[-1] if names else None
+        note = f"{self.current_file} {problem}; " + (
+            f"using the newest version, {fallback}" if fallback else "no version to fall back to"
+        )
+        if note not in _NOTED:  # once per process, not at every poll of the watcher
+            _NOTED.add(note)
+            log.warning("%s", note)
+        return Pointer(fallback, note)
+
+    def _current_bytes(self) -> tuple[bytes | None, str]:
+        """CURRENT's bytes (None when absent), or why it cannot be read as a pointer."""
         try:
-            name = self.current_file.read_text(encoding="utf-8").strip()
+            st = os.lstat(self.current_file)
         except (FileNotFoundError, NotADirectoryError):
-            return None
-        return name or None
+            return None, ""
+        except OSError as e:
+            return None, f"cannot be read ({e.strerror})"
+        if not stat.S_ISREG(st.st_mode):
+            return None, "is not a regular file"
+        if st.st_size > MAX_CURRENT_BYTES:
+            return None, f"is {st.st_size:,} bytes, too long for a version name"
+        try:
+            fd = os.open(self.current_file, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None, ""
+        except OSError as e:
+            return None, f"cannot be read ({e.strerror})"
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None, "is not a regular file"
+            return os.read(fd, MAX_CURRENT_BYTES + 1), ""
+        except OSError as e:
+            return None, f"cannot be read ({e.strerror})"
+        finally:
+            os.close(fd)
 
     def list_versions(self) -> list[str]:
         if not self.versions.is_dir():
             return []
-        return sorted(p.name for p in self.versions.iterdir() if (p / MANIFEST).exists())
+        return sorted(
+            p.name for p in self.versions.iterdir() if VERSION_NAME.fullmatch(p.name) and (p / MANIFEST).is_file()
+        )
 
     def set_current(self, name: str) -> None:
-        """Atomically point CURRENT at a published version (write, fsync, rename, fsync dir)."""
+        """Atomically point CURRENT at a published version (write, fsync, rename, fsync dir). A damaged CURRENT
+        that is a folder cannot be renamed over: it is moved into tmp/ first (only under the lock)."""
+        if not VERSION_NAME.fullmatch(name):
+            raise ValueError(f"not a version name: {name!r}")
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISDIR(os.lstat(self.current_file).st_mode):
+                self.tmp.mkdir(parents=True, exist_ok=True)
+                os.replace(self.current_file, self.tmp / f"damaged-CURRENT-{secrets.token_hex(4)}")
         write_atomic(self.current_file, (name + "\n").encode("utf-8"))
         fsync_dir(self.root)
 
@@ -238,6 +306,14 @@ class Layout:
             yield
         finally:
             os.close(fd)
+
+
+@dataclass(frozen=True)
+class Pointer:
+    """What CURRENT says: the version to serve (None: no index yet), and a note when CURRENT was damaged."""
+
+    name: str | None
+    note: str = ""
 
 
 def new_version_name(after: str | None = None) -> str:
