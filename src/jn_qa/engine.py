@@ -6,6 +6,7 @@ versions inside one answer. A watcher thread notices a newly published version a
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from .config import MAX_K, Settings
 from .embedding import Embedder
 from .errors import IndexUnavailable, InvalidInput, ModelMismatch
 from .rerank import CrossEncoderStage
-from .schema import Answer
+from .schema import Answer, Filters
 from .search import Searcher
 from .store import IndexVersion, Layout, check_model, read_manifest
 
@@ -157,14 +158,19 @@ class Engine:
         sources: Sequence[str] | None = None,
         explain: bool = False,
         mode: str = "hybrid",
+        filters: Filters | None = None,
     ) -> Answer:
-        """`mode` other than 'hybrid' ranks by one baseline (lexical, dense, rrf), for evaluation."""
+        """`mode` other than 'hybrid' ranks by one baseline (lexical, dense, rrf), for evaluation.
+
+        `filters` limit the sources searched (`sources` is the shorthand for ids only); the answer echoes them.
+        """
         k = self.settings.k if k is None else k
         if not 1 <= k <= MAX_K:
             raise InvalidInput(f"k must be between 1 and {MAX_K}")
         state = self.state  # one snapshot for the whole request
-        retrieved = state.searcher.retrieve(question, sources=sources, mode=mode)
-        return answer_mod.compose(
+        filters = filters if filters is not None else Filters.of(source=sources)
+        retrieved = state.searcher.retrieve(question, mode=mode, filters=filters)
+        answer = answer_mod.compose(
             state.version,
             retrieved,
             k=k,
@@ -172,3 +178,4 @@ class Engine:
             max_per_source=self.settings.max_per_source,
             explain=explain,
         )
+        return dataclasses.replace(answer, filters=filters)

@@ -15,10 +15,12 @@ import numpy as np
 from .abstention import specifics
 from .embedding import Embedder
 from .errors import InvalidInput
+from .facets import passage_mask
 from .lexical import K1 as BM25_K1
 from .lexical import term_rows, tokenize
 from .ranking import FEATURES, Candidates, LinearModel, default_ranker
 from .rerank import CrossEncoderStage
+from .schema import Filters
 from .store import IndexVersion
 
 MAX_QUERY_CHARS = 1000
@@ -106,8 +108,12 @@ class Searcher:
         sources: Sequence[str] | None = None,
         mode: str = "hybrid",
         vector: np.ndarray | None = None,
+        filters: Filters | None = None,
     ) -> Retrieved:
-        """mode: 'hybrid' (default) or a baseline ('lexical', 'dense', 'rrf'); `vector` skips the encode."""
+        """mode: 'hybrid' (default) or a baseline ('lexical', 'dense', 'rrf'); `vector` skips the encode.
+
+        `filters` (or the shorthand `sources`) limit the passages searched, resolved once by facets.passage_mask.
+        """
         if mode not in MODES:
             raise InvalidInput(f"mode must be one of {', '.join(MODES)}")
         v = self.version
@@ -119,7 +125,7 @@ class Searcher:
 
         t = time.perf_counter()
         terms = tokenize(q)
-        mask = self._mask(sources)
+        mask = passage_mask(v, filters if filters is not None else Filters.of(source=sources))
         bm = self.lexical_scores(terms, mask)
         lex_ids = _top(bm, self.n_candidates)
         lex_ids = lex_ids[bm[lex_ids] > 0]
@@ -175,15 +181,6 @@ class Searcher:
                     continue
             missing += weight
         return missing / total if total > 0 else 0.0
-
-    def _mask(self, sources: Sequence[str] | None) -> np.ndarray | None:
-        if not sources:
-            return None
-        mask = np.zeros(self.version.size, dtype=np.float32)
-        for sid in sources:
-            r = self.version.source_passages(self.version.source_index(sid))
-            mask[r.start : r.stop] = 1.0
-        return mask
 
     def features(
         self,
