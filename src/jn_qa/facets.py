@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from .cleaning import fold
 from .errors import InvalidInput
 from .schema import Filters, SourceMeta, date_bounds
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from .store import IndexVersion
 
 
@@ -80,6 +80,8 @@ def passage_mask(version: IndexVersion, filters: Filters | None) -> np.ndarray |
     """1.0 for each passage a search may return, 0.0 elsewhere; None when nothing is filtered."""
     if not filters:
         return None
+    import numpy as np  # here, not at import: the CLI's server path shares this module and needs no numpy
+
     mask = np.zeros(version.size, dtype=np.float32)
     for i in allowed_sources(version.meta, filters):
         r = version.source_passages(i)
