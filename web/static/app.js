@@ -71,10 +71,10 @@
       var doc = new DOMParser().parseFromString(html, "text/html");
       var fresh = doc.getElementById("results");
       if (!fresh) { throw new Error("no results in page"); }
-      results.replaceWith(fresh);
+      // The heading and form change too (compact on results, filters kept): take the page's whole main.
+      var main = document.querySelector("main"), freshMain = doc.querySelector("main");
+      if (main && freshMain && freshMain.contains(fresh)) { main.replaceWith(freshMain); } else { results.replaceWith(fresh); }
       document.title = doc.title;
-      var q = document.getElementById("q"), freshQ = doc.getElementById("q");
-      if (q && freshQ) { q.value = freshQ.value; }
       var footer = document.querySelector("footer.site"), freshFooter = doc.querySelector("footer.site");
       if (footer && freshFooter) { footer.replaceWith(freshFooter); }
       if (push) { history.pushState({ jnqa: true }, "", url); }
