@@ -17,7 +17,7 @@ from .schema import Filters, SourceMeta, date_bounds
 if TYPE_CHECKING:
     import numpy as np
 
-    from .store import IndexVersion
+    from .store import PassageStore
 
 
 def _words(value: str) -> list[str]:
@@ -76,7 +76,7 @@ def allowed_sources(metas: Sequence[SourceMeta], filters: Filters) -> list[int]:
     return out
 
 
-def passage_mask(version: IndexVersion, filters: Filters | None) -> np.ndarray | None:
+def passage_mask(version: PassageStore, filters: Filters | None) -> np.ndarray | None:
     """1.0 for each passage a search may return, 0.0 elsewhere; None when nothing is filtered."""
     if not filters:
         return None

@@ -82,9 +82,9 @@ def register(app: FastAPI, engine: Engine, settings: Settings) -> None:
 
     @app.api_route("/sources", response_class=HTMLResponse, methods=PAGE_METHODS, include_in_schema=False)
     def library(request: Request) -> Response:
-        v = engine.state.version
-        rows = [views.source_row(m, len(v.source_passages(i))) for i, m in enumerate(v.meta)]
-        return render(request, "sources.html", rows=rows, index_version=v.name)
+        lib = engine.library()
+        rows = [views.source_row(s.meta, s.passages) for s in lib.sources]
+        return render(request, "sources.html", rows=rows, index_version=lib.version)
 
     @app.api_route(
         "/sources/{source_id:path}", response_class=HTMLResponse, methods=PAGE_METHODS, include_in_schema=False
@@ -97,21 +97,19 @@ def register(app: FastAPI, engine: Engine, settings: Settings) -> None:
         hl: Annotated[list[str] | None, Query()] = None,
         back: str | None = None,
     ) -> Response:
-        v = engine.state.version
-        i = v.source_index(source_id)
-        text = v.text(i)
-        mark = views.passage_span(len(text), start, end)
+        src = engine.source(source_id)
+        mark = views.passage_span(len(src.text), start, end)
         support = views.highlight_spans(hl or [], mark)
         return render(
             request,
             "source.html",
-            meta=v.meta[i],
-            row=views.source_row(v.meta[i], len(v.source_passages(i))),
-            blocks=views.blocks(text, v.headings(i), v.meta[i].title, mark, support),
+            meta=src.meta,
+            row=views.source_row(src.meta, src.passages),
+            blocks=views.blocks(src.text, src.headings, src.meta.title, mark, support),
             mark=mark,
             support=support,
             back=views.back_query(back),
-            index_version=v.name,
+            index_version=src.version,
         )
 
     @app.api_route("/docs", response_class=HTMLResponse, methods=PAGE_METHODS, include_in_schema=False)
@@ -164,7 +162,7 @@ def _valid_filters(engine: Engine, params: Any) -> Filters:
     """The filters of a failed request that are themselves valid, so the page keeps them and drops the bad one."""
     if not engine.ready:
         return Filters()
-    metas = engine.state.version.meta
+    metas = [s.meta for s in engine.library().sources]
     kept: dict[str, Any] = {}
     for name in FACETS:
         good = []
@@ -187,7 +185,4 @@ def _valid_filters(engine: Engine, params: Any) -> Filters:
 
 
 def _titles(engine: Engine, sources: Sequence[str]) -> dict[str, str]:
-    if not sources or not engine.ready:
-        return {}
-    v = engine.state.version
-    return {s: v.meta[v.ids[s]].title for s in sources if s in v.ids}
+    return engine.source_titles(sources)
