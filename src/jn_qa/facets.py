@@ -7,6 +7,8 @@ source list and translates them into its own filter.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -21,7 +23,8 @@ if TYPE_CHECKING:
 
 
 def _words(value: str) -> list[str]:
-    return fold(value).replace("-", " ").replace(".", " ").split()
+    plain = "".join(c for c in unicodedata.normalize("NFKD", fold(value)) if not unicodedata.combining(c))
+    return re.sub(r"[^\w\s]", " ", plain).split()
 
 
 def matches(value: str, field: str | None) -> bool:

@@ -114,8 +114,9 @@ def date_bounds(value: str | None) -> tuple[tuple[int, int, int], tuple[int, int
     m = PUBLISHED.fullmatch((value or "").strip())
     if not m:
         return None
-    year, month, day = (int(x) if x else 0 for x in m.groups())
-    if month and not 1 <= month <= 12 or day and not 1 <= day <= 31:
+    y, mo, d = m.groups()
+    year, month, day = int(y), int(mo) if mo else None, int(d) if d else None
+    if month is not None and not 1 <= month <= 12 or day is not None and not 1 <= day <= 31:
         return None
     return (year, month or 1, day or 1), (year, month or 12, day or 31)
 
