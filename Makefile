@@ -12,6 +12,7 @@ export TRANSFORMERS_OFFLINE := 1
 .PHONY: run test install index browser bench load clean
 
 run: index  ## serve on $(HOST):$(PORT), building the index first if it is missing or stale
+	@echo "==> [3/3] starting the server: loading the model and index, then open http://$(HOST):$(PORT)/ (Ctrl-C stops)"
 	$(BIN)/jn-qa serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP) browser  ## the whole test suite
@@ -21,13 +22,18 @@ install: $(STAMP)
 
 # torch first, from the local CPU wheel; anything depending on torch would otherwise pull CUDA builds.
 $(STAMP): pyproject.toml
+	@echo "==> [1/3] installing into $(VENV) (first time: a few minutes; later runs skip this)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "    pip"
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "    torch 2.13.0, CPU build (the largest download)"
 	$(BIN)/python -m pip install --quiet torch==2.13.0
+	@echo "    jn-qa with the bundled model and its test tools"
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
 index: $(STAMP)  ## incremental: does nothing when the corpus and settings are unchanged
+	@echo "==> [2/3] building the index from $${JNQA_CORPUS:-corpus}/ (only what changed; progress on the terminal)"
 	$(BIN)/jn-qa build
 
 browser:  ## Debian's chromium for the browser tests (needs root or sudo; skipped if already there)

@@ -116,8 +116,8 @@ def test_hostile_ids_are_refused_on_every_route_and_touch_no_file(
         assert r.status_code in (404, 422), (method, path, r.status_code)
         assert "root:" not in r.text and "outside the corpus" not in r.text
         assert "<script>alert" not in r.text or r.headers["content-type"] == "application/json"  # JSON is not HTML
-    r = client.post("/api/search", json={"question": "Japan", "sources": [source_id]})
-    assert r.status_code == 404
+    r = client.post("/api/search", json={"question": "Japan", "source": [source_id]})
+    assert r.status_code == 422
     assert tree_digest(outside) == before
 
 

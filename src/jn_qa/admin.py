@@ -83,6 +83,7 @@ def register(app: FastAPI, engine: Engine, settings: Settings) -> None:
         dependencies=admin,
         status_code=201,
         tags=["admin"],
+        summary="Add sources",
         responses={
             200: {"description": "Every file was already in the corpus (listed as duplicates)."},
             **fails(401, 403, 409, 413, 415, 422, 503, 507),
@@ -101,6 +102,7 @@ def register(app: FastAPI, engine: Engine, settings: Settings) -> None:
         "/api/sources/{source_id:path}",
         dependencies=admin,
         tags=["admin"],
+        summary="Remove a source",
         responses=fails(401, 403, 404, 409, 422, 503),
     )
     def remove_source(source_id: Annotated[str, Path(pattern=ingest.ID_PATTERN.pattern)]) -> dict[str, Any]:
@@ -109,13 +111,19 @@ def register(app: FastAPI, engine: Engine, settings: Settings) -> None:
         with rebuilder.exclusive("a rebuild is running; remove the source when it finishes"):
             return corpus.remove(source_id, settings.corpus).to_dict()
 
-    @app.post("/api/index/rebuild", dependencies=admin, tags=["admin"], responses=fails(401, 403, 409, 422))
+    @app.post(
+        "/api/index/rebuild",
+        dependencies=admin,
+        tags=["admin"],
+        summary="Rebuild the index",
+        responses=fails(401, 403, 409, 422),
+    )
     async def rebuild(full: bool = False) -> dict[str, Any]:
         """Build and publish a new version (incremental unless full=true) and switch to it; 409 while one runs."""
         report = await rebuilder.run(full)
         return {**report.to_dict(), "serving": engine.serving}
 
-    @app.get("/api/index/status", dependencies=admin, tags=["admin"], responses=fails(401, 403))
+    @app.get("/api/index/status", dependencies=admin, tags=["admin"], summary="Build status", responses=fails(401, 403))
     def index_status() -> dict[str, Any]:
         layout = Layout(settings.index)
         return {

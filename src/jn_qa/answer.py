@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 
 from .abstention import answer_features, default_abstention
+from .citations import human_date, note
 from .ranking import FEATURES
-from .schema import PUBLISHED, Answer, Result, SourceMeta, Span
+from .schema import Answer, Result, SourceMeta, Span
 from .search import Retrieved
 from .store import PassageRow, PassageStore
 
@@ -217,46 +218,9 @@ def support(
     return [Span(int(spans[i][0]), int(spans[i][1])) for i in sorted(picks)]
 
 
-_MONTHS = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-]
-
-
-def human_date(value: str | None) -> str | None:
-    """'2024-07-08' -> 'July 8, 2024'; '2023-07' -> 'July 2023'; anything else as stated."""
-    if not value:
-        return None
-    m = PUBLISHED.fullmatch(value.strip())
-    if not m:
-        return value
-    year, month, day = m.groups()
-    if month and 1 <= int(month) <= 12:
-        if day:
-            return f"{_MONTHS[int(month) - 1]} {int(day)}, {year}"
-        return f"{_MONTHS[int(month) - 1]} {year}"
-    return year
-
-
 def citation(meta: SourceMeta, page: int | None = None) -> str:
-    """A Chicago-style note from the source's fields only; unknown fields are left out, never guessed."""
-    tail = [x for x in (meta.publisher, human_date(meta.published)) if x]
-    if page is not None:
-        tail.append(f"p. {page}")
-    if meta.url:
-        tail.append(meta.url)
-    title = meta.title.strip().rstrip(".,")
-    ends = title.endswith(("?", "!"))
-    quoted = f"“{title}”" if ends else (f"“{title},”" if tail else f"“{title}.”")
-    head = f"{meta.author}, {quoted}" if meta.author else quoted
-    return f"{head} {', '.join(tail)}." if tail else (head if not ends else head + ".")
+    """The Chicago-style note each result carries (citations.note); other formats: citations.export."""
+    return note(meta, page)
+
+
+__all__ = ["citation", "compose", "human_date", "support"]

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
+from . import __version__, remote
 from .config import ENV_PREFIX, Settings, describe, shown
 from .errors import JnqaError
 
@@ -24,6 +26,21 @@ CorpusOpt = Annotated[Path | None, typer.Option("--corpus", help="Corpus folder 
 IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index folder (env JNQA_INDEX; default index).")]
 ModelOpt = Annotated[str | None, typer.Option("--model", help="Embedding model (env JNQA_MODEL).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"jn-qa {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """jn-qa: ask questions of trusted sources on Japan-NATO relations and get cited, verbatim passages."""
 
 
 def settings(**overrides: Any) -> Settings:
@@ -66,22 +83,65 @@ def build(
 
 @app.command()
 def ask(
-    question: Annotated[str, typer.Argument(help="The question, in plain English.")],
-    k: Annotated[int | None, typer.Option("--k", "-k", help="Number of passages (1-100).")] = None,
+    question: Annotated[
+        str, typer.Argument(metavar="QUESTION", help="The question, in plain English.", show_default=False)
+    ],
+    k: Annotated[
+        int | None, typer.Option("--k", "-k", metavar="N", help="Number of passages (1-100; default 5).")
+    ] = None,
+    source: Annotated[
+        list[str] | None, typer.Option("--source", metavar="ID", help="Only this source id (repeatable).")
+    ] = None,
+    publisher: Annotated[
+        list[str] | None,
+        typer.Option("--publisher", metavar="NAME", help="Only sources from this publisher, e.g. RAND (repeatable)."),
+    ] = None,
+    author: Annotated[
+        list[str] | None,
+        typer.Option("--author", metavar="NAME", help="Only sources by this author, e.g. Takahashi (repeatable)."),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", metavar="DATE", help="Only sources published on or after: 2023, 2023-07, 2023-07-08."),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", metavar="DATE", help="Only sources published on or before this date.")
+    ] = None,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Add a table of why each passage ranks where it does.")
+    ] = False,
+    as_json: JsonOpt = False,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            metavar="URL",
+            help="Server to ask when it answers (env JNQA_URL; default http://127.0.0.1:JNQA_PORT).",
+        ),
+    ] = None,
+    local: Annotated[
+        bool, typer.Option("--local", help="Load the index and model here even when a server is running.")
+    ] = False,
     index: IndexOpt = None,
     model: ModelOpt = None,
-    source: Annotated[
-        list[str] | None, typer.Option("--source", help="Restrict to this source id (repeatable).")
-    ] = None,
-    explain: Annotated[bool, typer.Option("--explain", help="Show why each passage ranks where it does.")] = False,
-    as_json: JsonOpt = False,
 ) -> None:
-    """Print the passages that answer QUESTION, with citations and the supporting sentences marked."""
-    from .engine import Engine
+    """Print the passages that answer QUESTION, with citations and the supporting sentences marked.
 
-    engine = Engine(settings(index=index, model=model))
-    engine.load()
-    answer = engine.ask(question, k=k, sources=source, explain=explain)
+    Asks the local server when one is running (well under a second), else loads the index and model here.
+    """
+    from .schema import Filters
+
+    filters = Filters.of(source, publisher, author, since, until)
+    s = settings(index=index, model=model, url=url)
+    server = "" if local or index or model or s.url.lower() == "none" else (s.url or remote.default_url(s.port))
+    if server and remote.serving(server):
+        answer = remote.ask(server, question, k, filters, explain)
+    else:
+        from .engine import Engine
+
+        engine = Engine(s)
+        engine.load()
+        answer = engine.ask(question, k=k, filters=filters, explain=explain)
     if as_json:
         typer.echo(json.dumps(answer.to_dict(explain), ensure_ascii=False, indent=2))
         return
@@ -224,6 +284,51 @@ def show_settings(as_json: JsonOpt = False) -> None:
     width = max(len(e) for e, _, _ in rows)
     for env, value, help_ in rows:
         typer.echo(f"{env:<{width}}  {value:<18}  {help_}")
+
+
+def _metavar(shown: str | None) -> str:
+    """typer's '<int>' / '<list[str]>' as click writes it: INTEGER, TEXT."""
+    bare = (shown or "text").strip("<>").removeprefix("list[").removesuffix("]")
+    return {"str": "TEXT", "int": "INTEGER"}.get(bare, bare.upper())
+
+
+def _no_type(ctx: Any) -> None:
+    return None
+
+
+class HelpCommand(TyperCommand):
+    """Help in the usual form: `ask [OPTIONS] QUESTION`, `--json`, `--k N`, not `{question}` or `--json <bool>`."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)
+        for p in params:
+            if isinstance(p, TyperOption) and p.metavar is None:
+                p.metavar = "" if p.is_flag else _metavar(p.display_type(ctx))
+            elif isinstance(p, TyperArgument):
+                p.display_type_rich = _no_type  # type: ignore[method-assign]  # its name already says it
+        return params
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for p in self.get_params(ctx):
+            if isinstance(p, TyperArgument):
+                name = (p.metavar or p.name or "").upper() + ("..." if p.nargs != 1 else "")
+                pieces.append(name if p.required else f"[{name}]")
+        return pieces
+
+
+class HelpGroup(TyperGroup):
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)
+        for p in params:
+            if isinstance(p, TyperOption) and p.metavar is None and p.is_flag:
+                p.metavar = ""
+        return params
+
+
+app.info.cls = HelpGroup
+for _command in app.registered_commands:
+    _command.cls = HelpCommand
 
 
 def main() -> None:

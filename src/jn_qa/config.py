@@ -60,6 +60,10 @@ class Settings:
     # Serving
     host: str = _setting("127.0.0.1", "Address to bind; loopback unless told otherwise.")
     port: int = _setting(8000, "Port to serve on.")
+    url: str = _setting(
+        "",
+        "Server 'jn-qa ask' asks when it answers (empty: http://127.0.0.1:<port>); 'none' always loads the index here.",
+    )
     workers: int = _setting(1, "Server worker processes; they share the memory-mapped index.")
     reload_interval: float = _setting(2.0, "Seconds between checks for a newly published index version.")
     admin_token: str = _setting("", "Bearer token for admin routes; empty disables them (403).", secret=True)

@@ -6,6 +6,7 @@ versions inside one answer. A watcher thread notices a newly published version a
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ from .errors import IndexUnavailable, InvalidInput, ModelMismatch
 from .ranking import Ranker
 from .ranking import bundled_models
 from .reader import READER_WEIGHT, Reader, ReaderStage
-from .schema import Answer, SourceMeta, Span
+from .schema import Answer, Filters, SourceMeta, Span
 from .search import Searcher
 from .store import IndexVersion, Layout, check_model, load_manifest
 
@@ -246,14 +247,19 @@ class Engine:
         sources: Sequence[str] | None = None,
         explain: bool = False,
         ranker: Ranker | None = None,
+        filters: Filters | None = None,
     ) -> Answer:
-        """`ranker` replaces the default one (a baseline from `Engine.ranker(mode)`, for evaluation)."""
+        """`ranker` replaces the default one (a baseline from `Engine.ranker(mode)`, for evaluation).
+
+        `filters` limit the sources searched (`sources` is the shorthand for ids only); the answer echoes them.
+        """
         k = self.settings.k if k is None else k
         if not 1 <= k <= MAX_K:
             raise InvalidInput(f"k must be between 1 and {MAX_K}")
         state = self.state  # one snapshot for the whole request
-        retrieved = state.searcher.retrieve(question, sources=sources, ranker=ranker)
-        return answer_mod.compose(
+        filters = filters if filters is not None else Filters.of(source=sources)
+        retrieved = state.searcher.retrieve(question, ranker=ranker, filters=filters)
+        answer = answer_mod.compose(
             state.version,
             retrieved,
             k=k,
@@ -261,3 +267,4 @@ class Engine:
             max_per_source=self.settings.max_per_source,
             explain=explain,
         )
+        return dataclasses.replace(answer, filters=filters)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 from typing import Any
 
-from .answer import human_date
+from .citations import human_date
 from .schema import Answer, Result
 from .views import segments
 
@@ -50,9 +50,42 @@ def answer_text(answer: Answer, color: bool = False, explain: bool = False) -> s
                 lines.extend(
                     textwrap.wrap(" ".join(para.split()), width=100, initial_indent="    ", subsequent_indent="    ")
                 )
-        if explain and r.explain:
-            lines.append(f"    why: {r.explain}")
+    if explain:
+        lines += ["", explain_table(answer)]
     return "\n".join(lines)
+
+
+def explain_table(answer: Answer) -> str:
+    """Why each passage ranks where it does, as a table: each retriever's rank, the fused and final scores,
+    and the features that moved it most."""
+    header = ("#", "passage", "BM25 rank", "dense rank", "RRF", "score", "largest contributions")
+    rows = []
+    for r in answer.results:
+        e = r.explain or {}
+        contributions = sorted((e.get("contributions") or {}).items(), key=lambda kv: -abs(kv[1]))[:3]
+        rows.append(
+            (
+                str(r.rank),
+                str(e.get("passage", "—")),
+                _rank(e.get("lexical_rank")),
+                _rank(e.get("dense_rank")),
+                f"{e['fused_score']:.4f}" if "fused_score" in e else "—",
+                f"{e['reranked_score']:.3f}" if "reranked_score" in e else f"{r.score:.3f}",
+                ", ".join(f"{name} {value:+.2f}" for name, value in contributions) or "—",
+            )
+        )
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    out = ["Why each passage ranks where it does (— : not among that retriever's candidates)"]
+    for row in [header, *rows]:
+        out.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    if answer.timings:
+        stages = ", ".join(f"{name} {1000 * sec:.1f}" for name, sec in answer.timings.items())
+        out.append(f"Time per stage (ms): {stages}")
+    return "\n".join(out)
+
+
+def _rank(value: Any) -> str:
+    return "—" if value is None else str(value)
 
 
 def sources_text(rows: list[dict[str, Any]]) -> str:

@@ -17,6 +17,7 @@ from .abstention import specifics
 from .embedding import Embedder
 from .errors import InvalidInput
 from .query import QueryPlan
+from .facets import passage_mask
 from .lexical import QueryTerms, tokenize
 from .ranking import (
     BASELINES,
@@ -34,6 +35,7 @@ from .ranking import (
     reciprocal_rank,
     then,
 )
+from .schema import Filters
 from .store import Csr, PassageStore, top_k
 
 MAX_QUERY_CHARS = 1000
@@ -142,8 +144,12 @@ class Searcher:
         sources: Sequence[str] | None = None,
         ranker: Ranker | None = None,
         vector: np.ndarray | None = None,
+        filters: Filters | None = None,
     ) -> Retrieved:
-        """Rank the query's candidates with `ranker` (the default ranker when None); `vector` skips the encode."""
+        """Rank the query's candidates with `ranker` (the default ranker when None); `vector` skips the encode.
+
+        `filters` (or the shorthand `sources`) limit the passages searched, resolved once by facets.passage_mask.
+        """
         ranker = ranker or self.ranker
         v = self.version
         timings: dict[str, float] = {}
@@ -155,7 +161,7 @@ class Searcher:
 
         t = time.perf_counter()
         terms = tokenize(" ".join((q, *plan.extra_terms)))
-        mask = self._mask(sources)
+        mask = passage_mask(v, filters if filters is not None else Filters.of(source=sources))
         bm = self.lexical_scores(terms, mask)
         lex_ids = top_k(bm, self.n_candidates)
         lex_ids = lex_ids[bm[lex_ids] > 0]
@@ -203,15 +209,6 @@ class Searcher:
             if tid is None or not self.lexical.occurs_in(tid, passages):
                 missing += weight
         return missing / total if total > 0 else 0.0
-
-    def _mask(self, sources: Sequence[str] | None) -> np.ndarray | None:
-        if not sources:
-            return None
-        mask = np.zeros(self.version.size, dtype=np.float32)
-        for sid in sources:
-            r = self.version.source_passages(self.version.source_index(sid))
-            mask[r.start : r.stop] = 1.0
-        return mask
 
     def features(
         self,
