@@ -242,4 +242,6 @@ class Answer:
             threshold=float(data.get("threshold", 0.5)),
             timings={k: v / 1000 for k, v in (data.get("timings_ms") or {}).items()},
             filters=Filters(**{k: tuple(f.get(k) or ()) for k in FACETS}, since=f.get("since"), until=f.get("until")),
+            searched_for=data.get("searched_for"),
+            rewrites=tuple(dict(r) for r in data.get("rewrites") or ()),
         )
