@@ -20,7 +20,7 @@ import numpy as np
 
 from .config import Settings
 from .errors import InvalidInput
-from .ranking import RRF_K, reciprocal_rank
+from .ranking import RRF_K, RankInput, reciprocal_rank
 from .schema import Answer
 
 if TYPE_CHECKING:
@@ -324,10 +324,11 @@ def score_rankings(
 def run_beir(
     searcher: Searcher, queries: Mapping[str, str], qrels: Mapping[str, Mapping[str, int]], split: str, depth: int = 100
 ) -> BeirReport:
-    """Rank documents for every query with BM25 alone, dense alone, plain RRF of both, and jn-qa's ranker.
+    """Rank documents for every query with BM25 alone, dense alone, plain RRF of both, jn-qa's linear ranker
+    alone ("ranker") and jn-qa as it answers (the ranker, then the reader when it is on).
 
-    All four come from the same index and the same query vectors, so the gains are shown against
-    baselines measured in the same run.
+    All come from the same index and the same query vectors, so the gains are shown against baselines
+    measured in the same run.
     """
     t0 = time.perf_counter()
     version = searcher.version
@@ -339,16 +340,19 @@ def run_beir(
     vectors = (
         np.concatenate(
             [
-                searcher.embedder.encode_queries([queries[q] for q in qids[i : i + 256]])
+                searcher.embedder.encode_queries([searcher.plan(queries[q]).text for q in qids[i : i + 256]])
                 for i in range(0, len(qids), 256)
             ]
         )
         if qids
         else np.zeros((0, 1), np.float32)
     )
-    runs: dict[str, dict[str, list[str]]] = {"bm25": {}, "dense": {}, "rrf": {}, "jn-qa": {}}
+    runs: dict[str, dict[str, list[str]]] = {"bm25": {}, "dense": {}, "rrf": {}, "ranker": {}, "jn-qa": {}}
+    linear = searcher.ranker_for("ranker")
     for qid, qv in zip(qids, vectors, strict=True):
         got = searcher.retrieve(queries[qid], vector=qv)
+        alone = linear.rank(RankInput(got.query, got.candidates, version.passage_text), None)
+        runs["ranker"][qid] = best_passage_ranking(got.candidates.ids[alone.order], source_of, source_ids)[:depth]
         lexical = document_scores(got.bm25, starts)  # the BM25 list retrieve scored, over every passage
         dense = document_scores(searcher.dense_scores(qv), starts)
         runs["bm25"][qid] = _top_docs(lexical, order_sources, depth, positive=True)
@@ -422,11 +426,14 @@ def beir_index(settings: Settings, folder: Path, index: Path | None = None) -> P
 
 def evaluate_beir(settings: Settings, folder: Path, split: str = "train", index: Path | None = None) -> BeirReport:
     """`jn-qa eval-beir`: nDCG@10 and Recall@100 for BM25, dense, plain RRF and jn-qa on one index."""
-    from .embedding import Embedder
+    from .engine import Engine
     from .search import Searcher
     from .store import open_current
 
     queries, qrels = load_beir_queries(folder, split)
     path = beir_index(settings, folder, index)
-    searcher = Searcher(open_current(path), Embedder(settings.model), settings.candidates)
+    engine = Engine(settings.replace(index=path))
+    searcher = Searcher(
+        open_current(path), engine.embedder, settings.candidates, stages=engine.stages(), rewrite=settings.rewrite
+    )
     return run_beir(searcher, queries, qrels, split)
