@@ -1,7 +1,7 @@
 """Build throughput on SciFact (5,183 abstracts): a full build against the bare encode of the same passages,
 and an incremental build after adding one source, against the full build.
 
-    nice -n 10 python bench/build.py [--scifact DIR] [--only full,bare,incremental] [--no-doc]
+    nice -n 10 python -m bench.build [--scifact DIR] [--only full,bare,incremental] [--no-doc]
 
 Every measurement runs in a fresh subprocess of this script (same interpreter, same torch threads):
   full         jn_qa.build.build(..., full=True) on a folder holding a symlink to SciFact's corpus.jsonl,
@@ -31,9 +31,18 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import CACHE, SCIFACT, load_json, loadavg, machine, peak_rss_mb, publish, save_json, table  # noqa: E402
+from bench.common import (
+    CACHE,
+    SCIFACT,
+    load_json,
+    loadavg,
+    machine,
+    module_command,
+    peak_rss_mb,
+    publish,
+    save_json,
+    table,
+)
 
 WORK = CACHE / "scifact"
 RESULTS = CACHE / "build.json"
@@ -227,7 +236,7 @@ STEPS = ("bare", "full", "bare-after", "incremental")
 
 def in_subprocess(name: str) -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--worker", name],
+        [*module_command(__spec__.name), "--worker", name],
         check=True,
         capture_output=True,
         text=True,
@@ -243,7 +252,7 @@ def render(run: dict[str, Any]) -> str:
     full, bare, inc = run.get("full"), run.get("bare"), run.get("incremental")
     lines = ["## Build throughput (SciFact)", ""]
     lines.append(
-        "`nice -n 10 python bench/build.py` (a separate command: about "
+        "`nice -n 10 python -m bench.build` (a separate command: about "
         f"{sum(run[k]['seconds'] for k in ('bare', 'full', 'bare-after') if k in run) / 60 + 2:.0f} minutes here). "
         f"Corpus: SciFact's corpus.jsonl ({SCIFACT}), linked, not copied; default settings "
         "(120-word passages, 40-word overlap, batch 32, exact FAISS index). Measured "

@@ -1,6 +1,6 @@
 """Query latency on the seed corpus: HTTP and in-process, against the bare query encode, stage by stage.
 
-    python bench/latency.py [--rounds 5] [--index index] [--no-doc] [--json FILE]
+    python -m bench.latency [--rounds 5] [--index index] [--no-doc] [--json FILE]
 
 One sequential client. A real `jn-qa serve` (uvicorn, one worker, loopback) answers GET /api/search;
 the same index is opened in this process for Engine.ask; and the floor is the bare query encode of the
@@ -28,11 +28,11 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (  # noqa: E402
+from bench.common import (
     CACHE,
     ROOT,
+    dev_gold,
+    dev_questions,
     load_json,
     loadavg,
     machine,
@@ -82,7 +82,7 @@ def measure(index: Path, rounds: int, questions: list[str], threads: int) -> dic
     from jn_qa.config import Settings
     from jn_qa.embedding import torch_threads
     from jn_qa.engine import Engine
-    from load import serve
+    from bench.load import serve
 
     settings = Settings.from_env(os.environ, index=index, query_threads=threads)
     engine = Engine(settings)
@@ -247,7 +247,7 @@ def render(run: dict[str, Any], summ: dict[str, Any], figures: list[str], others
     lines = [
         "## Query latency (seed corpus)",
         "",
-        f"`python bench/latency.py --rounds {run['rounds']}` (part of `make bench`): {run['questions']} questions "
+        f"`python -m bench.latency --rounds {run['rounds']}` (part of `make bench`): {run['questions']} questions "
         f"(`{run['gold']}`) × {run['rounds']} rounds = {n} queries per row, one sequential client, k = 5, "
         f"against the seed index (5 sources). Load average {run['load_before']:.1f} before, {run['load_after']:.1f} after "
         "(the 2 cores were shared with other work).",
@@ -324,9 +324,6 @@ def render(run: dict[str, Any], summ: dict[str, Any], figures: list[str], others
 
 
 def main(argv: list[str] | None = None) -> int:
-    from load import DEV_QUESTIONS
-    from load import questions as dev_questions
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--index", type=Path, default=ROOT / "index")
     ap.add_argument("--rounds", type=int, default=5)
@@ -348,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (args.index / "CURRENT").exists():
             sys.exit(f"error: no index in {args.index}: run 'jn-qa build' first")
         qs = dev_questions()
-        gold = str(DEV_QUESTIONS) if DEV_QUESTIONS.is_file() else "no dev gold found: load.py's built-in questions"
+        gold = str(dev_gold()) if dev_gold().is_file() else "no dev gold found: bench.common's built-in questions"
         saved = {"gold": gold, "configs": {str(n): measure(args.index, args.rounds, qs, n) for n in args.threads}}
         save_json(args.json, saved)
     run = saved["configs"][str(args.threads[0])] | {"gold": saved.get("gold", "shared/eval/dev.jsonl")}

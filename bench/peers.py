@@ -1,6 +1,6 @@
 """jn-qa against the tools people would pick instead: same model, same passages, same run.
 
-    python bench/peers.py [--queries 809] [--latency-queries 200] [--subset-docs 300] [--no-doc]
+    python -m bench.peers [--queries 809] [--latency-queries 200] [--subset-docs 300] [--no-doc]
 
 Systems, each in its own worker process (so its memory is its own), all on the bundled all-MiniLM-L6-v2
 folder, offline, torch on one intra-op thread while answering:
@@ -38,9 +38,7 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (
+from bench.common import (
     CACHE,
     ROOT,
     SCIFACT,
@@ -48,6 +46,7 @@ from common import (
     load_json,
     loadavg,
     machine,
+    module_command,
     percentiles,
     publish,
     pyplot,
@@ -125,7 +124,7 @@ class Worker:
         self.system = system
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--worker", system, "--spec", json.dumps(spec)],
+            [*module_command(__spec__.name), "--worker", system, "--spec", json.dumps(spec)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -368,7 +367,7 @@ def worker(system: str, spec: dict[str, Any]) -> None:
 
 
 def ensure_scifact_index(scifact: Path) -> Path:
-    from build import corpus_folder, index_folder
+    from bench.build import corpus_folder, index_folder
 
     index = index_folder()
     if not (index / "CURRENT").exists():
@@ -517,7 +516,7 @@ def render(run: dict[str, Any], figure: str) -> str:
     lines = [
         "## Peers: same model, same passages, same run",
         "",
-        f"`python bench/peers.py` (part of `make bench`). {run['queries']} SciFact train claims for quality; the first "
+        f"`python -m bench.peers` (part of `make bench`). {run['queries']} SciFact train claims for quality; the first "
         f"{st['latency_queries']} of them, k = {st['latency_k']}, for latency; dev gold (60 answerable questions) on the "
         f"seed corpus for hit@5; a build of the first {st['subset_docs']} SciFact documents for build time. "
         f"Load average {run['load_before']:.1f} at the start, {run['load_after']:.1f} at the end.",

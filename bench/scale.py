@@ -1,6 +1,6 @@
 """Scale: the dense index kinds at 10k, 100k and 1M passages, the lexical index and the passage store.
 
-    nice -n 10 python bench/scale.py [--sizes 10000,100000,1000000] [--kinds flat,hnsw,ivf-sq8,ivf-pq] [--quick]
+    nice -n 10 python -m bench.scale [--sizes 10000,100000,1000000] [--kinds flat,hnsw,ivf-sq8,ivf-pq] [--quick]
 
 Measures, per size and index kind: build time, size on disk, memory after loading (in memory and
 memory-mapped, with two worker processes sharing the mapping), single-query search latency (k=10,
@@ -32,9 +32,7 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (  # noqa: E402
+from bench.common import (
     CACHE,
     SCIFACT,
     Stopwatch,
@@ -44,6 +42,7 @@ from common import (  # noqa: E402
     machine,
     machine_markdown,
     memory,
+    module_command,
     peak_rss_mb,
     percentiles,
     pyplot,
@@ -326,7 +325,7 @@ def measure_memory(path: Path, kind: str, queries_path: Path, mmap: bool, worker
     spec = json.dumps({"path": str(path), "kind": kind, "queries": str(queries_path), "mmap": mmap})
     procs = [
         subprocess.Popen(
-            [sys.executable, __file__, "_worker", spec], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            [*module_command(__spec__.name), "_worker", spec], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
         for _ in range(workers)
     ]
@@ -625,7 +624,9 @@ def store_open_worker(n: int) -> dict[str, Any]:
 
 def in_subprocess(name: str, *args: Any) -> dict[str, Any]:
     """Run one of the workers above in a fresh interpreter, so its memory and peak are its own."""
-    out = subprocess.run([sys.executable, __file__, name, *map(str, args)], capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [*module_command(__spec__.name), name, *map(str, args)], capture_output=True, text=True, check=False
+    )
     if out.returncode != 0:
         raise RuntimeError(f"{name} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -1207,7 +1208,7 @@ def main(argv: list[str]) -> None:
     minutes = (time.time() - t0) / 60
     results.setdefault("runs", []).append(
         {
-            "command": "nice -n 10 python bench/scale.py " + " ".join(argv),
+            "command": "nice -n 10 python -m bench.scale " + " ".join(argv),
             "minutes": minutes,
             "load_avg": [load0, loadavg()],
             "date": results["machine"]["date"],

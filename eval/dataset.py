@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from bench.common import ROOT, dev_gold
 
 from jn_qa import evaluate
 from jn_qa.config import Settings
@@ -20,11 +21,8 @@ from jn_qa.embedding import Embedder, cache_dir
 from jn_qa.search import Retrieved, Searcher
 from jn_qa.store import open_current
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"  # the maintainers' evaluation data, beside the repository
-DEV = Path(os.environ.get("JNQA_DEV_GOLD") or SHARED / "eval" / "dev.jsonl")
+DEV = dev_gold()
 EXTRA = ROOT / "eval" / "extra.jsonl"
-SCIFACT = Path(os.environ.get("JNQA_SCIFACT") or SHARED / "bench-data" / "scifact")
 
 
 @dataclass

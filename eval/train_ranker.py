@@ -1,8 +1,8 @@
 """Fit the second-stage ranker and the abstention model; report cross-validated figures; write model.json.
 
-    .venv/bin/python eval/train_ranker.py                      # CV report only
-    .venv/bin/python eval/train_ranker.py --write              # ... and write src/jn_qa/model.json
-    .venv/bin/python eval/train_ranker.py --beir ../shared/bench-data/scifact   # add SciFact train
+    .venv/bin/python -m eval.train_ranker                      # CV report only
+    .venv/bin/python -m eval.train_ranker --write              # ... and write src/jn_qa/model.json
+    .venv/bin/python -m eval.train_ranker --beir ../shared/bench-data/scifact   # add SciFact train
 
 Ranker: a linear model over per-query z-scored features (ranking.FEATURES), fitted by listwise
 softmax on labelled candidates (a gold passage holds an evidence string; for BEIR, belongs to a
@@ -16,22 +16,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import dataset  # noqa: E402
-import listwise  # noqa: E402
-from jn_qa import evaluate  # noqa: E402
-from jn_qa.abstention import ANSWER_FEATURES, Abstention  # noqa: E402
-from jn_qa.answer import compose, top_features  # noqa: E402
-from jn_qa.ranking import FEATURES, LinearModel, LinearRanker, RankInput, standardise  # noqa: E402
-from jn_qa.search import Searcher  # noqa: E402
+from eval import dataset, listwise
+from jn_qa import evaluate
+from jn_qa.abstention import ANSWER_FEATURES, Abstention
+from jn_qa.answer import compose, top_features
+from jn_qa.ranking import FEATURES, LinearModel, LinearRanker, RankInput, standardise
+from jn_qa.search import Searcher
 
 MODEL_JSON = dataset.ROOT / "src" / "jn_qa" / "model.json"
 K = 5

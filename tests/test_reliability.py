@@ -6,7 +6,6 @@ real: SIGKILL, a full disk (a tiny tmpfs), bytes flipped or cut from index files
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import subprocess
@@ -19,6 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
+from bench import load
+from bench.common import dev_questions
 from fastapi.testclient import TestClient
 
 from jn_qa.api import create_app
@@ -28,19 +29,13 @@ from jn_qa.embedding import Embedder
 from jn_qa.engine import Engine
 from jn_qa.errors import BuildError
 from jn_qa.store import IndexVersion, Layout
-from library_support import ROOT, embedder, seed_copy, tree_digest
+from library_support import embedder, seed_copy, tree_digest
 
 pytestmark = pytest.mark.model
 
-_spec = importlib.util.spec_from_file_location("bench_load", ROOT / "bench" / "load.py")
-assert _spec and _spec.loader
-load = importlib.util.module_from_spec(_spec)
-sys.modules["bench_load"] = load
-_spec.loader.exec_module(load)
-
 TOKEN = load.ADMIN_TOKEN
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-QUESTIONS = load.questions()
+QUESTIONS = dev_questions()
 PROBES = (
     "When was the Japanese Mission to NATO established?",
     "What has Japan learned from the CCDCOE?",
