@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from _quality_fixtures import real_embedder, seed_engine  # noqa: F401  (fixtures)
 from jn_qa import evaluate as ev
 from jn_qa.errors import InvalidInput
 
@@ -146,7 +145,7 @@ def test_eval_rejects_a_bad_gold_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.model
-def test_eval_command_on_a_tiny_gold_file(seed_engine, tmp_path: Path) -> None:  # noqa: F811
+def test_eval_command_on_a_tiny_gold_file(seed_engine, tmp_path: Path) -> None:
     gold = tmp_path / "gold.jsonl"
     rows = [
         {

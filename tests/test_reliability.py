@@ -31,7 +31,7 @@ from jn_qa.errors import BuildError
 from jn_qa.store import IndexVersion, Layout
 from library_support import embedder, seed_copy, tree_digest
 
-pytestmark = pytest.mark.model
+pytestmark = [pytest.mark.model, pytest.mark.server]
 
 TOKEN = load.ADMIN_TOKEN
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
