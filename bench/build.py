@@ -274,7 +274,7 @@ def render(run: dict[str, Any]) -> str:
                 b["passages"] / b["seconds"],
                 (b["passages"] / b["seconds"]) / bare_rate,
             ]
-            for when, b in zip(("before the build", "after the build"), bares)
+            for when, b in zip(("before the build", "after the build"), bares, strict=False)
         ]
         rows.insert(
             1,
@@ -290,11 +290,13 @@ def render(run: dict[str, Any]) -> str:
             table(["step", "passages", "seconds", "passages / s", "vs bare encode (mean)"], rows),
             "",
             f"Full build throughput / bare encode throughput (mean of the runs before and after) = **{ratio:.2f}** "
-            f"(target ≥ {TARGET['throughput_ratio']}: {'met' if ok else 'missed'}). The build encodes each passage once "
+            f"(target ≥ {TARGET['throughput_ratio']}: {'met' if ok else 'missed'}). The build encodes each passage "
+            f"once "
             "and pools its sentences' vectors from the same forward pass (on its own that costs 3% over `encode`); "
             "the rest is sentence splitting (pysbd), the title vectors and the model load. An earlier run, whose full "
             "build alone met a load average of 4.2 (the bare encode 2.2), gave 0.33: two torch threads fighting other "
-            "jobs for two cores slow down badly, which is why the bare encode now brackets the build. Where the time went:",
+            "jobs for two cores slow down badly, which is why the bare encode now brackets the build. Where the time "
+            "went:",
             "",
             steps_table(full),
             "",
@@ -309,14 +311,17 @@ def render(run: dict[str, Any]) -> str:
             "",
             f"One short `.txt` source added beside the 5,183 SciFact documents, then `build()` "
             f"[{added['load_before']:.1f}]: {r['passages_embedded']} passages embedded, {r['passages_reused']} reused, "
-            f"**{added['seconds']:.1f} s = {100 * share:.1f}% of the full build** (target < {100 * TARGET['incremental_share']:.0f}%: "
+            f"**{added['seconds']:.1f} s = {100 * share:.1f}% of the full build** (target < "
+            f"{100 * TARGET['incremental_share']:.0f}%: "
             f"{'met' if ok else 'missed'}). Removing it again (a build that only removes) took "
             f"{inc['removed']['seconds']:.1f} s.",
             "",
             steps_table(added),
             "",
-            "Found with this benchmark and fixed: the first run re-embedded 47 passages, not 1. A passage's content key "
-            "is a sha256 digest stored as numpy `S32`, which drops trailing NUL bytes when read back, so the 1 key in 256 "
+            "Found with this benchmark and fixed: the first run re-embedded 47 passages, not 1. A passage's content "
+            "key "
+            "is a sha256 digest stored as numpy `S32`, which drops trailing NUL bytes when read back, so the 1 key in "
+            "256 "
             "that ends in one never matched the previous version and its passage was embedded again by every build "
             "(`build.py` now pads the keys; `tests/test_store.py` builds such a passage twice). Every step left is "
             "proportional to the corpus but cheap; the model load is the largest.",

@@ -7,6 +7,7 @@ rewrite their own part of the same file without touching the others'.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -176,10 +177,8 @@ def machine() -> dict[str, Any]:
         pass
     versions = {}
     for dist in ("jn-qa", "faiss-cpu", "bm25s", "numpy", "sentence-transformers", "torch", "PyStemmer", "psutil"):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),

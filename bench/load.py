@@ -41,7 +41,8 @@ NEW_SOURCE_NAME = "kestrel-harbour-accord.txt"
 NEW_SOURCE = (
     "Kestrel Harbour Accord\n\n"
     "Under the fictional Kestrel Harbour Accord of 2031, Japan and NATO pool their submarine cable repair ships. "
-    "Each partner patrols a sector of the Pacific or the North Atlantic, and a joint cell in Yokosuka plans the repairs.\n"
+    "Each partner patrols a sector of the Pacific or the North Atlantic, and a joint cell in Yokosuka plans the "
+    "repairs.\n"
 )
 ADMIN_TOKEN = "load-test-admin-token"
 
@@ -233,7 +234,7 @@ async def load(
     run = Run(clients, seconds)
     t0 = time.perf_counter()
     rng = random.Random(seed)
-    kinds, weights = zip(*MIX)
+    kinds, weights = zip(*MIX, strict=False)
     side: asyncio.Future[Any] | None = None
     if during is not None:
         side = asyncio.get_running_loop().run_in_executor(None, during)
@@ -337,9 +338,9 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                 run_load(server.url, qs[:5], clients=2, seconds=2)  # warm-up: first requests load lazy parts
                 built: dict[str, Any] = {}
 
-                def rebuild() -> None:
+                def rebuild(built: dict[str, Any] = built, url: str = server.url) -> None:
                     time.sleep(args.seconds / 3)
-                    built.update(upload_and_rebuild(server.url, ADMIN_TOKEN))
+                    built.update(upload_and_rebuild(url, ADMIN_TOKEN))
 
                 run = run_load(
                     server.url,

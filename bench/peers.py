@@ -27,6 +27,7 @@ txtai's full index is cached in .cache/bench/peers/ between runs (delete it to r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -146,10 +147,8 @@ class Worker:
         return self.read()
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError, BrokenPipeError, json.JSONDecodeError):
             self.ask(op="quit")
-        except (RuntimeError, BrokenPipeError, json.JSONDecodeError):
-            pass
         self.proc.wait(timeout=60)
 
 
@@ -287,7 +286,7 @@ class Bm25(System):
             return []
         k = min(k, len(ids))
         docs, scores = retriever.retrieve(tokens, k=k, show_progress=False, n_threads=1)
-        return [int(ids[d]) for d, s in zip(docs[0], scores[0]) if s > 0]
+        return [int(ids[d]) for d, s in zip(docs[0], scores[0], strict=False) if s > 0]
 
 
 class Naive(System):
@@ -517,7 +516,8 @@ def render(run: dict[str, Any], figure: str) -> str:
         "## Peers: same model, same passages, same run",
         "",
         f"`python -m bench.peers` (part of `make bench`). {run['queries']} SciFact train claims for quality; the first "
-        f"{st['latency_queries']} of them, k = {st['latency_k']}, for latency; dev gold (60 answerable questions) on the "
+        f"{st['latency_queries']} of them, k = {st['latency_k']}, for latency; dev gold (60 answerable questions) on "
+        f"the "
         f"seed corpus for hit@5; a build of the first {st['subset_docs']} SciFact documents for build time. "
         f"Load average {run['load_before']:.1f} at the start, {run['load_after']:.1f} at the end.",
         "",
@@ -538,25 +538,35 @@ def render(run: dict[str, Any], figure: str) -> str:
             digits=3,
         ),
         "",
-        f"Target, ahead of txtai and the naive baseline on both latency (p50) and quality (nDCG@10): **{'met' if ahead else 'missed'}**.",
+        f"Target, ahead of txtai and the naive baseline on both latency (p50) and quality (nDCG@10): "
+        f"**{'met' if ahead else 'missed'}**.",
         "",
-        "How each was run (all on the bundled all-MiniLM-L6-v2 folder, `jn_qa.embedding.resolve_model`, offline; torch on "
+        "How each was run (all on the bundled all-MiniLM-L6-v2 folder, `jn_qa.embedding.resolve_model`, offline; "
+        "torch on "
         "one intra-op thread while answering, its default while building):",
         "",
-        "- **jn-qa**: rankings from `Searcher.retrieve` (its ≤ 200 candidates, best first); latency of `Engine.ask(q, k=10)`, "
-        "which also composes the answer (highlights, confidence, citations). Its ranker's weights were fitted with SciFact "
-        "train among their data (README, Quality), so its SciFact figure is in-sample; the 10-fold cross-validated figure "
+        "- **jn-qa**: rankings from `Searcher.retrieve` (its ≤ 200 candidates, best first); latency of `Engine.ask(q, "
+        "k=10)`, "
+        "which also composes the answer (highlights, confidence, citations). Its ranker's weights were fitted with "
+        "SciFact "
+        "train among their data (README, Quality), so its SciFact figure is in-sample; the 10-fold cross-validated "
+        "figure "
         "over queries is the same, 0.7425 (`eval/train_ranker.py`), and the dev hit@5 is the product's as shipped.",
         "- **txtai** "
         + _version("txtai")
         + ': `Embeddings(path=<model folder>, method="sentence-transformers", hybrid=True, '
-        "content=False)`: its hybrid mode, a BM25 keyword index fused with the dense FAISS index, default weights and backend. "
-        "It embeds the passages itself; its SciFact index is cached in `.cache/bench/peers/` between runs (its build time "
+        "content=False)`: its hybrid mode, a BM25 keyword index fused with the dense FAISS index, default weights and "
+        "backend. "
+        "It embeds the passages itself; its SciFact index is cached in `.cache/bench/peers/` between runs (its build "
+        "time "
         "comes from the subset build, done fresh in every run).",
         '- **BM25 (bm25s)**: `bm25s.BM25(k1=1.2, b=0.75)` with `bm25s.tokenize(stopwords="en")` (no stemmer).',
-        "- **naive**: `sentence_transformers.util.semantic_search` over the passage embeddings as a torch tensor (for SciFact "
-        "the vectors jn-qa's index holds, so the passages are embedded once), query by `model.encode(q, convert_to_tensor=True)`.",
-        "- Documents are ranked by their best passage among the top 300 passages each system returns; peak memory is the "
+        "- **naive**: `sentence_transformers.util.semantic_search` over the passage embeddings as a torch tensor (for "
+        "SciFact "
+        "the vectors jn-qa's index holds, so the passages are embedded once), query by `model.encode(q, "
+        "convert_to_tensor=True)`.",
+        "- Documents are ranked by their best passage among the top 300 passages each system returns; peak memory is "
+        "the "
         "worker's VmHWM after loading the full SciFact index and answering every query (the model, ~90 MB of weights, "
         "plus torch, is in every row).",
         "",

@@ -13,6 +13,7 @@ Then the header (machine, versions, commands). The first run also builds and cac
 from __future__ import annotations
 
 import argparse
+import contextlib
 import subprocess
 import sys
 import time
@@ -26,13 +27,12 @@ def header(seconds: float, cold: bool) -> str:
     info = machine()
     extra = []
     for dist in ("txtai", "fastapi", "uvicorn", "transformers"):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             extra.append(f"{dist} {metadata.version(dist)}")
-        except metadata.PackageNotFoundError:
-            pass
     return "\n".join(
         [
-            "Every figure here was measured on the machine below, with the systems compared in the same run, on the same "
+            "Every figure here was measured on the machine below, with the systems compared in the same run, on the "
+            "same "
             "machine, with the same model (the bundled all-MiniLM-L6-v2). Ratios are the claims; absolute times stand "
             "beside them for scale only, because the 2 cores were shared with other engineers' builds and tests while "
             "these ran (each section states the load average).",
@@ -41,12 +41,17 @@ def header(seconds: float, cold: bool) -> str:
             "",
             "| command | what it measures | time here |",
             "|---|---|---|",
-            f"| `make bench` (= `python -m bench.run --quick`) | query latency on the seed corpus; peers on SciFact train and dev; re-renders the build section | {seconds / 60:.0f} min (caches {'cold: SciFact indexes built in this run' if cold else 'warm'}) |",
-            "| `nice -n 10 python -m bench.build` | build throughput on SciFact: full build, bare encode, adding one source | ~30 min |",
-            "| `nice -n 10 python -m bench.scale` | the Scale section: FAISS kinds at 10k, 100k, 1M passages | see its section |",
+            f"| `make bench` (= `python -m bench.run --quick`) | query latency on the seed corpus; peers on SciFact "
+            f"train and dev; re-renders the build section | {seconds / 60:.0f} min (caches "
+            f"{'cold: SciFact indexes built in this run' if cold else 'warm'}) |",
+            "| `nice -n 10 python -m bench.build` | build throughput on SciFact: full build, bare encode, adding one "
+            "source | ~30 min |",
+            "| `nice -n 10 python -m bench.scale` | the Scale section: FAISS kinds at 10k, 100k, 1M passages | see "
+            "its section |",
             "",
             "Caches (git-ignored): `.cache/bench/`; the SciFact data is read from `../shared/bench-data/scifact` "
-            "(`JNQA_BENCH_SCIFACT`), never copied into the repository. Sections: [latency](#query-latency-seed-corpus), "
+            "(`JNQA_BENCH_SCIFACT`), never copied into the repository. Sections: "
+            "[latency](#query-latency-seed-corpus), "
             "[build](#build-throughput-scifact), [peers](#peers-same-model-same-passages-same-run), [scale](#scale).",
         ]
     )

@@ -58,7 +58,7 @@ def gold_queries(searcher: Searcher, items: list[evaluate.GoldItem], group: str)
     v = searcher.version
     vecs = query_vectors(searcher.embedder, [it.question for it in items])
     out = []
-    for it, qv in zip(items, vecs):
+    for it, qv in zip(items, vecs, strict=False):
         got = searcher.retrieve(it.question, vector=qv)
         labels = np.zeros(len(got.candidates.ids))
         if it.answerable:
@@ -78,7 +78,7 @@ def beir_queries(searcher: Searcher, folder: Path, split: str = "train", limit: 
     source_ids = np.array([m.id for m in v.meta])
     source_of = v.passages.source
     out = []
-    for qid, qv in zip(qids, vecs):
+    for qid, qv in zip(qids, vecs, strict=False):
         got = searcher.retrieve(queries[qid], vector=qv)
         docs = source_ids[source_of[got.candidates.ids]]
         labels = np.array([1.0 if qrels[qid].get(d, 0) > 0 else 0.0 for d in docs])

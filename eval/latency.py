@@ -76,7 +76,8 @@ def main() -> int:
             t_terms = time.perf_counter() - t
         print(
             f"build extras for {len(pids)} passages: encode {t_pass:.2f} s, {len(titles)} titles {t_title:.2f} s, "
-            f"sentence term ids {t_terms:.3f} s -> throughput {t_pass / (t_pass + t_title + t_terms):.2f} of bare encode"
+            f"sentence term ids {t_terms:.3f} s -> throughput {t_pass / (t_pass + t_title + t_terms):.2f} of bare "
+            f"encode"
         )
     return 0
 

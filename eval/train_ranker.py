@@ -162,10 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             xs.append(f)
             ys.append(int(q.answerable and rank is not None))
     abst = fit_abstention(np.array(xs), np.array(ys), answer_names, args.c)
-    print("ranker weights:", {n: round(float(w), 3) for n, w in zip(FEATURES, final.weights) if w})
+    print("ranker weights:", {n: round(float(w), 3) for n, w in zip(FEATURES, final.weights, strict=False) if w})
     print(
         "abstention weights:",
-        {n: round(float(w), 3) for n, w in zip(ANSWER_FEATURES, abst.weights) if w},
+        {n: round(float(w), 3) for n, w in zip(ANSWER_FEATURES, abst.weights, strict=False) if w},
         "bias",
         round(abst.bias, 3),
     )
@@ -180,12 +180,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "cross_validated": "see README ## Quality",
             },
             "ranker": {
-                "weights": {n: round(float(w), 4) for n, w in zip(FEATURES, final.weights) if w},
+                "weights": {n: round(float(w), 4) for n, w in zip(FEATURES, final.weights, strict=False) if w},
                 "bias": 0.0,
                 "standardised": True,
             },
             "abstention": {
-                "weights": {n: round(float(w), 4) for n, w in zip(ANSWER_FEATURES, abst.weights) if w},
+                "weights": {n: round(float(w), 4) for n, w in zip(ANSWER_FEATURES, abst.weights, strict=False) if w},
                 "bias": round(abst.bias, 4),
             },
         }
@@ -228,7 +228,7 @@ def calibration(gold: Sequence[dataset.Query], conf: dict[str, list[float]]) -> 
     y = np.array([q.answerable for q in gold], dtype=float)
     edges = np.linspace(0, 1, 6)
     parts = []
-    for a, b in zip(edges, edges[1:]):
+    for a, b in zip(edges, edges[1:], strict=False):
         m = (p >= a) & (p < b if b < 1 else p <= b)
         if m.any():
             parts.append(f"[{a:.1f},{b:.1f}) n={int(m.sum())} conf {p[m].mean():.2f} answerable {y[m].mean():.2f}")

@@ -95,26 +95,32 @@ def write_source(corpus: Path, source_id: str, text: str, **meta: str | None) ->
     return path
 
 
-HTML = """<!doctype html>
-<html lang="en"><head>
-<meta charset="utf-8">
-<title>Tokyo Looks to Brussels | Example Review</title>
-<meta name="author" content="Aiko Tanaka">
-<meta property="og:site_name" content="Example Review">
-<meta content="2024-03-15T09:00:00Z" property="article:published_time">
-<link rel="canonical" href="https://review.example.org/tokyo-brussels">
-</head><body>
-<header><nav><a href="/">Home</a> <a href="/about">About us</a> <a href="/subscribe">Subscribe to our newsletter</a></nav></header>
-<main><article>
-<h1>Tokyo Looks to Brussels</h1>
-<p>Japan has deepened its partnership with NATO since 2022, sending its prime minister to three consecutive summits.</p>
-<p>The Individually Tailored Partnership Programme lists sixteen areas of cooperation, from cyber defence to maritime security.</p>
-<h2>Limits of the partnership</h2>
-<p>Tokyo remains wary of any commitment that would draw it into European conflicts, and the proposed NATO liaison office in Tokyo was shelved in 2023.</p>
-</article></main>
-<footer><p>Copyright 2024 Example Review. All rights reserved.</p><a href="/privacy">Privacy policy</a></footer>
-</body></html>
-"""
+HTML = (
+    "<!doctype html>\n"
+    '<html lang="en"><head>\n'
+    '<meta charset="utf-8">\n'
+    "<title>Tokyo Looks to Brussels | Example Review</title>\n"
+    '<meta name="author" content="Aiko Tanaka">\n'
+    '<meta property="og:site_name" content="Example Review">\n'
+    '<meta content="2024-03-15T09:00:00Z" property="article:published_time">\n'
+    '<link rel="canonical" href="https://review.example.org/tokyo-brussels">\n'
+    "</head><body>\n"
+    '<header><nav><a href="/">Home</a> <a href="/about">About us</a> <a href="/subscribe">Subscribe to '
+    "our newsletter</a></nav></header>\n"
+    "<main><article>\n"
+    "<h1>Tokyo Looks to Brussels</h1>\n"
+    "<p>Japan has deepened its partnership with NATO since 2022, sending its prime minister to three "
+    "consecutive summits.</p>\n"
+    "<p>The Individually Tailored Partnership Programme lists sixteen areas of cooperation, from cyber "
+    "defence to maritime security.</p>\n"
+    "<h2>Limits of the partnership</h2>\n"
+    "<p>Tokyo remains wary of any commitment that would draw it into European conflicts, and the "
+    "proposed NATO liaison office in Tokyo was shelved in 2023.</p>\n"
+    "</article></main>\n"
+    '<footer><p>Copyright 2024 Example Review. All rights reserved.</p><a href="/privacy">Privacy '
+    "policy</a></footer>\n"
+    "</body></html>\n"
+)
 
 PDF_PAGES = (
     "Page one recounts how the Japan and NATO political dialogue began with staff talks in 1990.",

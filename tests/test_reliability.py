@@ -6,6 +6,7 @@ real: SIGKILL, a full disk (a tiny tmpfs), bytes flipped or cut from index files
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import subprocess
@@ -211,10 +212,8 @@ def test_a_server_killed_during_an_admin_rebuild_keeps_a_whole_index(tmp_path: P
 
 
 def _post_quietly(url: str) -> None:
-    try:
+    with contextlib.suppress(httpx.HTTPError):  # the server is killed under this request
         httpx.post(url, headers=AUTH, timeout=600)
-    except httpx.HTTPError:
-        pass  # the server is killed under this request
 
 
 # ---------------------------------------------------------------- a full disk
@@ -264,7 +263,8 @@ def test_a_build_that_runs_out_of_disk_leaves_the_current_index_intact(tmp_path:
         with pytest.raises(BuildError) as failed:
             build(settings, embedder())
         assert re.fullmatch(
-            r"could not write the index \((No space left on device|.*the disk is probably full)\); the current index is unchanged",
+            r"could not write the index \((No space left on device|.*the disk is probably full)\); "
+            r"the current index is unchanged",
             failed.value.message,
         )
         assert tree_digest(index) == old_files
