@@ -234,7 +234,7 @@ async def load(
     run = Run(clients, seconds)
     t0 = time.perf_counter()
     rng = random.Random(seed)
-    kinds, weights = zip(*MIX, strict=False)
+    kinds, weights = [k for k, _ in MIX], [w for _, w in MIX]
     side: asyncio.Future[Any] | None = None
     if during is not None:
         side = asyncio.get_running_loop().run_in_executor(None, during)
