@@ -115,7 +115,7 @@ def measure(index: Path, rounds: int, questions: list[str], threads: int) -> dic
                 stages["inproc"].setdefault(k, []).append(v)
             assert body
 
-        def http(q: str) -> None:
+        def over_http(q: str) -> None:
             path = "/api/search?" + urlencode({"q": q})
             t = time.perf_counter()
             client.request("GET", path)
@@ -132,7 +132,7 @@ def measure(index: Path, rounds: int, questions: list[str], threads: int) -> dic
                 stages["http"].setdefault(k, []).append(v)
             samples["http"].append(total)
 
-        calls = {"floor": floor, "inproc": inproc, "http": http}
+        calls = {"floor": floor, "inproc": inproc, "http": over_http}
         names = list(calls)
         for q in questions[:10]:  # warm-up: caches, first-call paths, the server's thread pool
             for name in names:
@@ -145,7 +145,7 @@ def measure(index: Path, rounds: int, questions: list[str], threads: int) -> dic
             for q in questions:
                 for name in rng.sample(names, len(names)):
                     if name == "http":
-                        http(q)
+                        over_http(q)
                         continue
                     t = time.perf_counter()
                     calls[name](q)

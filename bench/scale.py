@@ -1211,7 +1211,7 @@ def main(argv: list[str]) -> None:
     offline()
     import faiss
 
-    from jn_qa.vectors import KINDS
+    from jn_qa.config import INDEX_KINDS as KINDS
 
     sizes = [10_000] if args.quick else sorted(int(s) for s in args.sizes.split(","))
     kinds = [k for k in args.kinds.split(",") if k]

@@ -19,7 +19,7 @@ QUESTIONS = [
 ]
 
 
-def _overlap(a, b) -> float:  # type: ignore[no-untyped-def]
+def _overlap(a, b) -> float:
     if a.source.id != b.source.id:
         return 0.0
     inter = min(a.end, b.end) - max(a.start, b.start)

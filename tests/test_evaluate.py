@@ -19,7 +19,7 @@ def test_normalize_folds_unicode_quotes_links_and_space() -> None:
     assert ev.normalize(raw) == 'The "alliance partner" of my ally (AP4) fine'
 
 
-def _gold(lines: list[dict]) -> list[ev.GoldItem]:  # type: ignore[type-arg]
+def _gold(lines: list[dict]) -> list[ev.GoldItem]:
     return ev.parse_gold([json.dumps(x) for x in lines])
 
 

@@ -178,7 +178,7 @@ def test_specifics_missing_weighs_names_and_numbers_absent_from_the_source(small
 # ------------------------------------------------------------------ the real model on the seed corpus
 
 
-def _first_with(answer, needle: str) -> int | None:  # type: ignore[no-untyped-def]
+def _first_with(answer, needle: str) -> int | None:
     return next((r.rank for r in answer.results if needle in r.text), None)
 
 
@@ -210,7 +210,7 @@ def test_paraphrase_matches_densely(seed_engine) -> None:
     assert hit.explain["lexical_rank"] is None or hit.explain["dense_rank"] < hit.explain["lexical_rank"]
 
 
-def test_reranker_setting_must_name_a_model_folder(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_reranker_setting_must_name_a_model_folder(tmp_path) -> None:
     from jn_qa.errors import ConfigError
     from jn_qa.rerank import CrossEncoderStage
 
@@ -225,7 +225,7 @@ def test_cross_encoder_stage_reorders_the_top_candidates_only(small_engine) -> N
     class LengthScorer:
         """Stands in for a CrossEncoder: scores a pair by the passage's length (about ordering, not relevance)."""
 
-        def predict(self, pairs):  # type: ignore[no-untyped-def]
+        def predict(self, pairs):
             return [float(len(text)) for _, text in pairs]
 
     state = small_engine.state
