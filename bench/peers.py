@@ -387,7 +387,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     index = ensure_scifact_index(scifact)
     seed_index = ROOT / "index"
     subset_folder, subset_ids = subset_corpus(scifact, args.subset_docs)
-    spec = {
+    spec: dict[str, Any] = {
         "index": {"scifact": str(index), "seed": str(seed_index)},
         "passages": {"scifact": str(passages_file(index, "scifact")), "seed": str(passages_file(seed_index, "seed"))},
         "subset_corpus": str(subset_folder),

@@ -308,7 +308,7 @@ def sweep(path: Path, kind: str, nlist: int | None, queries: np.ndarray, truth: 
         vi.effort = effort
         points.append(run(K))
     vi.effort = v.default_effort(kind)
-    out = {"points": points, "default": run(K), "deep": run(DEEP)}
+    out: dict[str, Any] = {"points": points, "default": run(K), "deep": run(DEEP)}
     saved = v.SEARCH_THREADS
     try:
         v.SEARCH_THREADS = os.cpu_count() or 2
@@ -533,7 +533,7 @@ def store_write_worker(n: int, index_path: str, kind: str) -> dict[str, Any]:
             parts: list[str] = []
             pos = 0
             for i in range(a, min(n, a + PASSAGES_PER_SOURCE)):
-                spans = []
+                spans: list[Span] = []
                 start = pos
                 for s in range(int(starts[i]), int(ends[i])):
                     if spans:

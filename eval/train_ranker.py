@@ -143,12 +143,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     report(gold, ranks, conf)
     if ndcg:
+        assert beir_searcher is not None  # BEIR queries were only made with it
         base = {
             name: np.mean(
                 [beir_ndcg(beir_searcher, q, q.retrieved.candidates.column(name)) for q in all_q if q.item is None]
             )
             for name in ("lexical", "dense", "rrf")
-        }  # type: ignore[arg-type]
+        }
         print(
             f"BEIR train (candidates re-ranked), CV nDCG@10 {np.mean([np.mean(v) for v in ndcg.values()]):.4f}; "
             + ", ".join(f"{k} alone {v:.4f}" for k, v in base.items())
@@ -208,7 +209,7 @@ def report(gold: Sequence[dataset.Query], ranks: dict[str, list[int | None]], co
             flagged_ans = np.mean([conf[q.qid][s] < 0.5 for q in ans])
             a = evaluate.auc([conf[q.qid][s] for q in ans], [conf[q.qid][s] for q in un])
             rows.append([h["hit@1"], h["hit@3"], h["hit@5"], h["mrr"], flagged_un, flagged_ans, a or float("nan")])
-        m = np.mean(rows, axis=0)
+        m = np.mean(np.asarray(rows, dtype=float), axis=0)
         print(
             f"{label:10s} n={len(ans)}+{len(un)}  hit@1 {m[0]:.3f} hit@3 {m[1]:.3f} hit@5 {m[2]:.3f} MRR {m[3]:.3f} | "
             f"unanswerable flagged {m[4]:.3f}, answerable flagged {m[5]:.3f}, AUC {m[6]:.3f}"
