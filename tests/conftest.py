@@ -91,7 +91,7 @@ def small_engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
         (corpus / f"{sid}.txt").write_text(text, encoding="utf-8")
     embedder = FakeEmbedder(dim=64)
     settings = Settings(corpus=corpus, index=tmp_path_factory.mktemp("small-index"), chunk_words=20, chunk_overlap=10)
-    build(settings, embedder)  # type: ignore[arg-type]
+    build(settings, embedder)
     engine = Engine(settings, embedder=embedder)  # type: ignore[arg-type]
     engine.load()
     return engine

@@ -7,16 +7,16 @@ import hashlib
 import logging
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from . import chunking, cleaning, ingest
 from .config import Settings
-from .embedding import Embedder
+from .embedding import Encoded
 from .errors import BuildError, IndexUnavailable, JnqaError
 from .files import fsync_dir
 from .lexical import Lexical, term_rows, tokenize
@@ -25,6 +25,27 @@ from .store import IndexVersion, Layout, VersionData, load_manifest, new_version
 from .vectors import VectorIndex, choose_kind
 
 log = logging.getLogger("jn_qa")
+
+
+class Encoder(Protocol):
+    """What a build needs of the model (embedding.Embedder is the real one; tests pass a fake)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def file_hash(self) -> str: ...
+    @property
+    def dim(self) -> int: ...
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+    def encode_passages(
+        self,
+        texts: Sequence[str],
+        sentence_spans: Sequence[Sequence[tuple[int, int]]],
+        batch_size: int = 32,
+        progress: bool = False,
+    ) -> Encoded: ...
+
+
 STAGES = ("started", "embedded", "written", "verified", "renamed", "published", "pruned")
 
 
@@ -158,7 +179,7 @@ def plan(
 
 def build(
     settings: Settings,
-    embedder: Embedder,
+    embedder: Encoder,
     *,
     full: bool = False,
     progress: bool = False,
@@ -207,7 +228,7 @@ def build(
         return report
 
 
-def _manifest_fields(settings: Settings, embedder: Embedder, data: VersionData) -> dict[str, Any]:
+def _manifest_fields(settings: Settings, embedder: Encoder, data: VersionData) -> dict[str, Any]:
     """What the build records about itself in the manifest (write_version adds counts and checksums)."""
     return {
         "model": {"name": embedder.name, "hash": embedder.file_hash, "dim": int(data.vectors.shape[1])},
@@ -223,7 +244,7 @@ def publish(
     layout: Layout,
     staging: Path,
     data: VersionData,
-    embedder: Embedder,
+    embedder: Encoder,
     stage: Callable[[str, Path], None],
     text_probe: bool,
 ) -> dict[str, Any]:
@@ -256,7 +277,7 @@ def _assemble(
     prev: IndexVersion | None,
     same_text: bool,
     settings: Settings,
-    embedder: Embedder,
+    embedder: Encoder,
     progress: bool,
     report: BuildReport,
 ) -> VersionData:
@@ -346,7 +367,7 @@ def _assemble(
 
 
 def _title_vectors(
-    sources: list[Source], prev: IndexVersion | None, embedder: Embedder, batch_size: int, dim: int
+    sources: list[Source], prev: IndexVersion | None, embedder: Encoder, batch_size: int, dim: int
 ) -> np.ndarray:
     """One vector per source title (a ranking feature); titles unchanged since the last version are reused."""
     known: dict[str, np.ndarray] = {}
@@ -371,7 +392,7 @@ def _renumber(p: Passage, source: int) -> Passage:
     return Passage(source=source, start=p.start, end=p.end, section=p.section, page=p.page, sentences=p.sentences)
 
 
-def _verify_staged(folder: Path, embedder: Embedder, data: VersionData, text_probe: bool = True) -> None:
+def _verify_staged(folder: Path, embedder: Encoder, data: VersionData, text_probe: bool = True) -> None:
     """Reopen the written version as the server would, check offsets, and run a probe query.
 
     The probe encodes a passage's text when the model is loaded anyway (something was embedded);
