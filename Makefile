@@ -9,7 +9,10 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test install index browser bench load clean
+FAST   := not model and not server and not browser
+CHECKED := src tests bench eval scripts
+
+.PHONY: run test test-fast check install index browser bench load clean
 
 run: index  ## serve on $(HOST):$(PORT), building the index first if it is missing or stale
 	@echo "==> [3/3] starting the server: loading the model and index, then open http://$(HOST):$(PORT)/ (Ctrl-C stops)"
@@ -17,6 +20,14 @@ run: index  ## serve on $(HOST):$(PORT), building the index first if it is missi
 
 test: $(STAMP) browser  ## the whole test suite
 	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)  ## every test that loads no model, starts no server and drives no browser (under 2 min)
+	$(BIN)/python -m pytest -q -m "$(FAST)"
+
+check: $(STAMP)  ## formatting, lint and types over src, tests, bench, eval and scripts: must report nothing
+	$(BIN)/ruff format --check $(CHECKED)
+	$(BIN)/ruff check $(CHECKED)
+	$(BIN)/mypy
 
 install: $(STAMP)
 
@@ -45,15 +56,15 @@ browser:  ## Debian's chromium for the browser tests (needs root or sudo; skippe
 BENCH_STAMP := $(VENV)/.bench-installed
 
 bench: index $(BENCH_STAMP)  ## the quick benchmark set, under 20 min with warm caches; rewrites docs/benchmarks.md
-	$(BIN)/python bench/run.py --quick
+	$(BIN)/python -m bench.run --quick
 
 $(BENCH_STAMP): $(STAMP) pyproject.toml  ## the bench extras: matplotlib, psutil, txtai (the peer it is compared with)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	touch $@
 
 load: index  ## 32 clients for 60 s on 1 and 2 workers, then the same while a source is added and rebuilt (docs/reliability.md)
-	$(BIN)/python bench/load.py --clients 32 --seconds 60 --workers 1,2 --json artifacts/load.json
-	$(BIN)/python bench/load.py --clients 32 --seconds 60 --workers 1 --rebuild --json artifacts/load-rebuild.json
+	$(BIN)/python -m bench.load --clients 32 --seconds 60 --workers 1,2 --json artifacts/load.json
+	$(BIN)/python -m bench.load --clients 32 --seconds 60 --workers 1 --rebuild --json artifacts/load-rebuild.json
 
 clean:
 	rm -rf $(VENV) index/versions index/tmp index/CURRENT artifacts

@@ -1,7 +1,7 @@
 """Build throughput on SciFact (5,183 abstracts): a full build against the bare encode of the same passages,
 and an incremental build after adding one source, against the full build.
 
-    nice -n 10 python bench/build.py [--scifact DIR] [--only full,bare,incremental] [--no-doc]
+    nice -n 10 python -m bench.build [--scifact DIR] [--only full,bare,incremental] [--no-doc]
 
 Every measurement runs in a fresh subprocess of this script (same interpreter, same torch threads):
   full         jn_qa.build.build(..., full=True) on a folder holding a symlink to SciFact's corpus.jsonl,
@@ -31,9 +31,18 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import CACHE, SCIFACT, load_json, loadavg, machine, peak_rss_mb, publish, save_json, table  # noqa: E402
+from bench.common import (
+    CACHE,
+    SCIFACT,
+    load_json,
+    loadavg,
+    machine,
+    module_command,
+    peak_rss_mb,
+    publish,
+    save_json,
+    table,
+)
 
 WORK = CACHE / "scifact"
 RESULTS = CACHE / "build.json"
@@ -136,7 +145,7 @@ def _install_timers() -> None:
     _wrap(build_mod, "write_version", "write files + sha256 + fsync", SPENT)
     _wrap(build_mod, "_verify_staged", "verify (reopen with sha256, offsets, probe)", SPENT)
     _wrap(store, "prune", "prune old versions", SPENT)
-    original_model = embedding.Embedder.model
+    original_model: Any = embedding.Embedder.__dict__["model"]  # the property object itself
 
     def model(self: Any) -> Any:  # the first access loads the model: count that as its own step
         if self._model is not None:
@@ -227,7 +236,7 @@ STEPS = ("bare", "full", "bare-after", "incremental")
 
 def in_subprocess(name: str) -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--worker", name],
+        [*module_command(__spec__.name), "--worker", name],
         check=True,
         capture_output=True,
         text=True,
@@ -243,7 +252,7 @@ def render(run: dict[str, Any]) -> str:
     full, bare, inc = run.get("full"), run.get("bare"), run.get("incremental")
     lines = ["## Build throughput (SciFact)", ""]
     lines.append(
-        "`nice -n 10 python bench/build.py` (a separate command: about "
+        "`nice -n 10 python -m bench.build` (a separate command: about "
         f"{sum(run[k]['seconds'] for k in ('bare', 'full', 'bare-after') if k in run) / 60 + 2:.0f} minutes here). "
         f"Corpus: SciFact's corpus.jsonl ({SCIFACT}), linked, not copied; default settings "
         "(120-word passages, 40-word overlap, batch 32, exact FAISS index). Measured "
@@ -265,7 +274,7 @@ def render(run: dict[str, Any]) -> str:
                 b["passages"] / b["seconds"],
                 (b["passages"] / b["seconds"]) / bare_rate,
             ]
-            for when, b in zip(("before the build", "after the build"), bares)
+            for when, b in zip(("before the build", "after the build"), bares, strict=False)
         ]
         rows.insert(
             1,
@@ -281,11 +290,13 @@ def render(run: dict[str, Any]) -> str:
             table(["step", "passages", "seconds", "passages / s", "vs bare encode (mean)"], rows),
             "",
             f"Full build throughput / bare encode throughput (mean of the runs before and after) = **{ratio:.2f}** "
-            f"(target ≥ {TARGET['throughput_ratio']}: {'met' if ok else 'missed'}). The build encodes each passage once "
+            f"(target ≥ {TARGET['throughput_ratio']}: {'met' if ok else 'missed'}). The build encodes each passage "
+            f"once "
             "and pools its sentences' vectors from the same forward pass (on its own that costs 3% over `encode`); "
             "the rest is sentence splitting (pysbd), the title vectors and the model load. An earlier run, whose full "
             "build alone met a load average of 4.2 (the bare encode 2.2), gave 0.33: two torch threads fighting other "
-            "jobs for two cores slow down badly, which is why the bare encode now brackets the build. Where the time went:",
+            "jobs for two cores slow down badly, which is why the bare encode now brackets the build. Where the time "
+            "went:",
             "",
             steps_table(full),
             "",
@@ -300,14 +311,17 @@ def render(run: dict[str, Any]) -> str:
             "",
             f"One short `.txt` source added beside the 5,183 SciFact documents, then `build()` "
             f"[{added['load_before']:.1f}]: {r['passages_embedded']} passages embedded, {r['passages_reused']} reused, "
-            f"**{added['seconds']:.1f} s = {100 * share:.1f}% of the full build** (target < {100 * TARGET['incremental_share']:.0f}%: "
+            f"**{added['seconds']:.1f} s = {100 * share:.1f}% of the full build** (target < "
+            f"{100 * TARGET['incremental_share']:.0f}%: "
             f"{'met' if ok else 'missed'}). Removing it again (a build that only removes) took "
             f"{inc['removed']['seconds']:.1f} s.",
             "",
             steps_table(added),
             "",
-            "Found with this benchmark and fixed: the first run re-embedded 47 passages, not 1. A passage's content key "
-            "is a sha256 digest stored as numpy `S32`, which drops trailing NUL bytes when read back, so the 1 key in 256 "
+            "Found with this benchmark and fixed: the first run re-embedded 47 passages, not 1. A passage's content "
+            "key "
+            "is a sha256 digest stored as numpy `S32`, which drops trailing NUL bytes when read back, so the 1 key in "
+            "256 "
             "that ends in one never matched the previous version and its passage was embedded again by every build "
             "(`build.py` now pads the keys; `tests/test_store.py` builds such a passage twice). Every step left is "
             "proportional to the corpus but cheap; the model load is the largest.",

@@ -28,7 +28,7 @@ if not Path(CHROMIUM).is_file():
     pytest.skip("Debian's chromium is not installed (`make browser` installs it)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[test])")
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.server]
 ARGS = [
     "--headless",
     "--no-sandbox",

@@ -19,7 +19,7 @@ from jn_qa.build import build
 from jn_qa.config import Settings
 from library_support import embedder, free_port, seed_copy
 
-pytestmark = [pytest.mark.model, pytest.mark.slow]
+pytestmark = [pytest.mark.model, pytest.mark.server, pytest.mark.slow]
 
 TOKEN = "hotswap-admin-token"
 PHRASE = "Which ships repair submarine cables under the Kestrel Harbour Accord?"

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _quality_fixtures import real_embedder, seed_engine  # noqa: F401  (fixtures)
 from jn_qa.reader import Reader, bundled_folder
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +43,7 @@ def test_the_shipped_reader_loads_offline_and_reads(monkeypatch: pytest.MonkeyPa
 
 
 @pytest.mark.model
-def test_the_reader_marks_the_sentence_that_answers(seed_engine) -> None:  # noqa: F811
+def test_the_reader_marks_the_sentence_that_answers(seed_engine) -> None:
     answer = seed_engine.ask("When was the IPCP agreed?", k=3)
     top = answer.results[0]
     marked = " ".join(top.text[h.start - top.start : h.end - top.start] for h in top.highlights)

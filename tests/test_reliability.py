@@ -6,7 +6,7 @@ real: SIGKILL, a full disk (a tiny tmpfs), bytes flipped or cut from index files
 
 from __future__ import annotations
 
-import importlib.util
+import contextlib
 import re
 import shutil
 import subprocess
@@ -19,6 +19,8 @@ from typing import Any
 
 import httpx
 import pytest
+from bench import load
+from bench.common import dev_questions
 from fastapi.testclient import TestClient
 
 from jn_qa.api import create_app
@@ -28,19 +30,13 @@ from jn_qa.embedding import Embedder
 from jn_qa.engine import Engine
 from jn_qa.errors import BuildError
 from jn_qa.store import IndexVersion, Layout
-from library_support import ROOT, embedder, seed_copy, tree_digest
+from library_support import embedder, seed_copy, tree_digest
 
-pytestmark = pytest.mark.model
-
-_spec = importlib.util.spec_from_file_location("bench_load", ROOT / "bench" / "load.py")
-assert _spec and _spec.loader
-load = importlib.util.module_from_spec(_spec)
-sys.modules["bench_load"] = load
-_spec.loader.exec_module(load)
+pytestmark = [pytest.mark.model, pytest.mark.server]
 
 TOKEN = load.ADMIN_TOKEN
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-QUESTIONS = load.questions()
+QUESTIONS = dev_questions()
 PROBES = (
     "When was the Japanese Mission to NATO established?",
     "What has Japan learned from the CCDCOE?",
@@ -216,10 +212,8 @@ def test_a_server_killed_during_an_admin_rebuild_keeps_a_whole_index(tmp_path: P
 
 
 def _post_quietly(url: str) -> None:
-    try:
+    with contextlib.suppress(httpx.HTTPError):  # the server is killed under this request
         httpx.post(url, headers=AUTH, timeout=600)
-    except httpx.HTTPError:
-        pass  # the server is killed under this request
 
 
 # ---------------------------------------------------------------- a full disk
@@ -269,7 +263,8 @@ def test_a_build_that_runs_out_of_disk_leaves_the_current_index_intact(tmp_path:
         with pytest.raises(BuildError) as failed:
             build(settings, embedder())
         assert re.fullmatch(
-            r"could not write the index \((No space left on device|.*the disk is probably full)\); the current index is unchanged",
+            r"could not write the index \((No space left on device|.*the disk is probably full)\); "
+            r"the current index is unchanged",
             failed.value.message,
         )
         assert tree_digest(index) == old_files

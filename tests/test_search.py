@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _quality_fixtures import real_embedder, seed_engine, small_engine  # noqa: F401  (fixtures)
 from jn_qa.errors import InvalidInput
 from jn_qa.lexical import Lexical, tokenize
 from jn_qa.ranking import BASELINES, FEATURES, LinearModel, LinearRanker, Pool, standardise
@@ -77,7 +76,7 @@ def test_clean_query_rejects_empty_and_overlong() -> None:
     assert clean_query("  a \n b ") == "a b"
 
 
-def test_stored_sentence_terms_match_the_texts(small_engine) -> None:  # noqa: F811
+def test_stored_sentence_terms_match_the_texts(small_engine) -> None:
     version = small_engine.state.version
     assert version.sentence_terms is not None
     texts = [
@@ -91,7 +90,7 @@ def test_stored_sentence_terms_match_the_texts(small_engine) -> None:  # noqa: F
     assert version.title_vectors is not None and len(version.title_vectors) == len(version.meta)
 
 
-def test_sentence_terms_are_derived_for_versions_without_them(small_engine) -> None:  # noqa: F811
+def test_sentence_terms_are_derived_for_versions_without_them(small_engine) -> None:
     version = small_engine.state.version
     stored = version.sentence_terms
     try:
@@ -103,7 +102,7 @@ def test_sentence_terms_are_derived_for_versions_without_them(small_engine) -> N
     assert derived.ptr.tolist() == stored.ptr.tolist() and derived.values.tolist() == stored.values.tolist()
 
 
-def test_coverage_features_count_query_terms_in_passage_and_best_sentence(small_engine) -> None:  # noqa: F811
+def test_coverage_features_count_query_terms_in_passage_and_best_sentence(small_engine) -> None:
     searcher = small_engine.state.searcher
     version = small_engine.state.version
     got = searcher.retrieve("IPCP nine priority areas Vilnius")
@@ -126,7 +125,7 @@ def test_coverage_features_count_query_terms_in_passage_and_best_sentence(small_
         assert cands.column("sentence_coverage")[j] == pytest.approx(best)
 
 
-def test_baseline_rankers_rank_by_one_retriever(small_engine) -> None:  # noqa: F811
+def test_baseline_rankers_rank_by_one_retriever(small_engine) -> None:
     searcher = small_engine.state.searcher
     lexical = searcher.retrieve("harbour Yokosuka ships", ranker=searcher.ranker_for("lexical"))
     top = lexical.ranked_ids()
@@ -142,7 +141,7 @@ def test_baseline_rankers_rank_by_one_retriever(small_engine) -> None:  # noqa: 
         searcher.ranker_for("psychic")
 
 
-def test_a_later_stage_sees_the_ranking_before_it(small_engine) -> None:  # noqa: F811
+def test_a_later_stage_sees_the_ranking_before_it(small_engine) -> None:
     """The composition a reader plugs into: the stage gets the linear ranking and may re-order it."""
     from jn_qa.ranking import Ranking, RankInput, then
 
@@ -159,14 +158,14 @@ def test_a_later_stage_sees_the_ranking_before_it(small_engine) -> None:  # noqa
     assert got.order.tolist() == plain.order.tolist()[::-1] and got.ranking.linear is searcher.model
 
 
-def test_source_filter_keeps_to_the_named_sources(small_engine) -> None:  # noqa: F811
+def test_source_filter_keeps_to_the_named_sources(small_engine) -> None:
     version = small_engine.state.version
     got = small_engine.state.searcher.retrieve("cooperation cyber defence", sources=["gamma"])
     assert len(got.candidates.ids) > 0
     assert {version.meta[version.row(int(p)).source].id for p in got.candidates.ids} == {"gamma"}
 
 
-def test_specifics_missing_weighs_names_and_numbers_absent_from_the_source(small_engine) -> None:  # noqa: F811
+def test_specifics_missing_weighs_names_and_numbers_absent_from_the_source(small_engine) -> None:
     searcher = small_engine.state.searcher
     alpha = small_engine.state.version.source_index("alpha")
     assert searcher.specifics_missing("When was the IPCP agreed in Vilnius?", alpha) == 0.0
@@ -179,7 +178,7 @@ def test_specifics_missing_weighs_names_and_numbers_absent_from_the_source(small
 # ------------------------------------------------------------------ the real model on the seed corpus
 
 
-def _first_with(answer, needle: str) -> int | None:  # type: ignore[no-untyped-def]
+def _first_with(answer, needle: str) -> int | None:
     return next((r.rank for r in answer.results if needle in r.text), None)
 
 
@@ -193,7 +192,7 @@ def _first_with(answer, needle: str) -> int | None:  # type: ignore[no-untyped-d
         ("Which countries are in GCAP?", "GCAP"),
     ],
 )
-def test_acronyms_match_lexically(seed_engine, question: str, needle: str) -> None:  # noqa: F811
+def test_acronyms_match_lexically(seed_engine, question: str, needle: str) -> None:
     answer = seed_engine.ask(question, k=3, explain=True)
     top = answer.results[0]
     assert needle in top.text
@@ -201,7 +200,7 @@ def test_acronyms_match_lexically(seed_engine, question: str, needle: str) -> No
 
 
 @pytest.mark.model
-def test_paraphrase_matches_densely(seed_engine) -> None:  # noqa: F811
+def test_paraphrase_matches_densely(seed_engine) -> None:
     question = "the Japanese leader's warning that Europe's war could spread to Asia"
     answer = seed_engine.ask(question, k=10, explain=True)
     rank = _first_with(answer, "Ukraine today may be East Asia tomorrow")
@@ -235,7 +234,7 @@ class LengthReader:
         return np.array([float(len(s)) for s in sentences])
 
 
-def test_reader_stage_reorders_the_top_candidates_only(small_engine) -> None:  # noqa: F811
+def test_reader_stage_reorders_the_top_candidates_only(small_engine) -> None:
     from jn_qa.reader import ReaderStage
 
     state = small_engine.state

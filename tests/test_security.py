@@ -24,6 +24,8 @@ from jn_qa.config import Settings
 from jn_qa.engine import Engine
 from library_support import ROOT, embedder, free_port, seed_copy, tree_digest
 
+pytestmark = pytest.mark.model  # the seed index and the app load the real model
+
 TOKEN = "sec-token-7f3a9c"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 SOURCE = "000_5bb0229532a43c0e"  # a seed source
@@ -257,6 +259,7 @@ def test_error_pages_escape_what_the_request_said(client: TestClient, path: str)
 # ---------------------------------------------------------------- binding and secrets on a real server
 
 
+@pytest.mark.server
 def test_loopback_is_the_default_address_everywhere(tmp_path: Path) -> None:
     assert Settings().host == "127.0.0.1" and Settings.from_env({}).host == "127.0.0.1"
     assert "HOST   ?= 127.0.0.1" in (ROOT / "Makefile").read_text(encoding="utf-8")
@@ -302,6 +305,7 @@ LOG_CONFIG = {
 }
 
 
+@pytest.mark.server
 def test_no_secret_reaches_the_logs_even_at_trace_level(tmp_path: Path) -> None:
     s = seed_copy(tmp_path)
     (tmp_path / "log.json").write_text(json.dumps(LOG_CONFIG), encoding="utf-8")

@@ -7,16 +7,16 @@ import hashlib
 import logging
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from . import acronyms, chunking, cleaning, ingest, query, spelling
 from .config import Settings
-from .embedding import Embedder
+from .embedding import Encoded
 from .errors import BuildError, IndexUnavailable, JnqaError
 from .files import fsync_dir
 from .lexical import Lexical, term_rows, tokenize
@@ -26,6 +26,27 @@ from .store import IndexVersion, Layout, VersionData, load_manifest, new_version
 from .vectors import VectorIndex, choose_kind
 
 log = logging.getLogger("jn_qa")
+
+
+class Encoder(Protocol):
+    """What a build needs of the model (embedding.Embedder is the real one; tests pass a fake)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def file_hash(self) -> str: ...
+    @property
+    def dim(self) -> int: ...
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+    def encode_passages(
+        self,
+        texts: Sequence[str],
+        sentence_spans: Sequence[Sequence[tuple[int, int]]],
+        batch_size: int = 32,
+        progress: bool = False,
+    ) -> Encoded: ...
+
+
 STAGES = ("started", "embedded", "written", "verified", "renamed", "published", "pruned")
 
 
@@ -111,20 +132,67 @@ def _previous(layout: Layout, model_hash: str) -> tuple[IndexVersion | None, str
         return None, f"previous index unusable ({e.message})"
 
 
+@dataclass
+class BuildPlan:
+    """What a build will do, decided before anything is read or embedded."""
+
+    entries: list[ingest.Entry]
+    prev: IndexVersion | None  # the version whose work is reused (same model), if any
+    same_text: bool  # prev cut its passages with the same code and settings
+    up_to_date: bool  # nothing to do: the corpus, the text pipeline and the index kind are unchanged
+    report: BuildReport
+
+
+def plan(
+    layout: Layout, settings: Settings, entries: list[ingest.Entry], skipped: list[str], model_hash: str, full: bool
+) -> BuildPlan:
+    """Compare the corpus with the current version: what is added, changed, removed, and what can be reused."""
+    prev, why = (None, "--full requested") if full else _previous(layout, model_hash)
+    prev_fp = dict(prev.manifest.sources) if prev else {}
+    if full and layout.current_name():
+        try:
+            prev_fp = dict(load_manifest(layout.version(layout.current_name() or "")).sources)
+        except IndexUnavailable:
+            prev_fp = {}
+    current_fp = {e.id: e.fingerprint for e in entries}
+    same_text = prev is not None and prev.manifest.chunking == chunk_settings(settings)
+    if prev is not None and not same_text:
+        why = "text pipeline or chunking settings changed: every source re-read, unchanged passages keep their vectors"
+    report = BuildReport(
+        version=layout.current_name() or "",
+        published=False,
+        sources_added=sorted(set(current_fp) - set(prev_fp)),
+        sources_changed=sorted(k for k in current_fp if k in prev_fp and prev_fp[k] != current_fp[k]),
+        sources_removed=sorted(set(prev_fp) - set(current_fp)),
+        sources_total=len(entries),
+        skipped=skipped,
+        full=prev is None,
+        reason=why,
+    )
+    up_to_date = (
+        prev is not None
+        and same_text
+        and prev_fp == current_fp
+        and prev.manifest.index_type_setting == settings.index_type
+    )
+    return BuildPlan(entries, prev, same_text, up_to_date, report)
+
+
 def build(
     settings: Settings,
-    embedder: Embedder,
+    embedder: Encoder,
     *,
     full: bool = False,
     progress: bool = False,
     on_stage: Callable[[str, Path], None] | None = None,
 ) -> BuildReport:
-    """Build a new index version from the corpus and publish it, or report that nothing changed.
+    """Build a new index version from the corpus and publish it, or report that nothing changed:
+    plan (what changed), assemble (reuse and embed, in memory), publish (write, verify, switch).
 
     Nothing outside the index's staging folder (`Layout.tmp`) changes until the staged version has passed
     verification; then one rename publishes it and one atomic replace of CURRENT switches to it. A build
-    killed at any point leaves CURRENT and every published version as they were. `on_stage(stage, staging folder)` is
-    called at each step (STAGES), for progress reports and for tests that interrupt a build there.
+    killed at any point leaves CURRENT and every published version as they were. `on_stage(stage, staging
+    folder)` is called at each step (STAGES), for progress reports and for tests that interrupt a build there.
     """
     t0 = time.perf_counter()
     layout = Layout(settings.index)
@@ -134,73 +202,20 @@ def build(
         raise BuildError(f"the corpus {settings.corpus} has no sources (.txt, .md, .html, .pdf or corpus.jsonl)")
     with layout.lock():
         layout.clean_leftovers()
-        model_hash = embedder.file_hash
-        prev, why = (None, "--full requested") if full else _previous(layout, model_hash)
-        prev_fp = dict(prev.manifest.sources) if prev else {}
-        if full and layout.current_name():
-            try:
-                prev_fp = dict(load_manifest(layout.version(layout.current_name() or "")).sources)
-            except IndexUnavailable:
-                prev_fp = {}
-        current_fp = {e.id: e.fingerprint for e in entries}
-        same_text = prev is not None and prev.manifest.chunking == chunk_settings(settings)
-        if prev is not None and not same_text:
-            why = (
-                "text pipeline or chunking settings changed: every source re-read, "
-                "unchanged passages keep their vectors"
-            )
-        report = BuildReport(
-            version=layout.current_name() or "",
-            published=False,
-            sources_added=sorted(set(current_fp) - set(prev_fp)),
-            sources_changed=sorted(k for k in current_fp if k in prev_fp and prev_fp[k] != current_fp[k]),
-            sources_removed=sorted(set(prev_fp) - set(current_fp)),
-            sources_total=len(entries),
-            skipped=skipped,
-            full=prev is None,
-            reason=why,
-        )
-        if (
-            prev is not None
-            and same_text
-            and prev_fp == current_fp
-            and prev.manifest.index_type_setting == settings.index_type
-        ):
-            report.passages_total = report.passages_reused = prev.size
+        the_plan = plan(layout, settings, entries, skipped, embedder.file_hash, full)
+        report = the_plan.report
+        if the_plan.up_to_date and the_plan.prev is not None:
+            report.passages_total = report.passages_reused = the_plan.prev.size
             report.seconds = time.perf_counter() - t0
             return report
         existing = layout.list_versions()
         name = new_version_name(after=existing[-1] if existing else None)
         staging = layout.tmp / name
         stage("started", staging)
-        data = _assemble(entries, prev, same_text, settings, embedder, progress, report)
+        data = _assemble(entries, the_plan.prev, the_plan.same_text, settings, embedder, progress, report)
         stage("embedded", staging)
-        data.manifest = {
-            "model": {"name": embedder.name, "hash": model_hash, "dim": int(data.vectors.shape[1])},
-            "chunking": chunk_settings(settings),
-            "index_type": data.dense.kind,
-            "index_type_setting": settings.index_type,
-            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "corpus": str(settings.corpus),
-        }
-        try:
-            manifest = write_version(staging, data)
-            stage("written", staging)
-            _verify_staged(staging, embedder, data, text_probe=report.passages_embedded > 0)
-            stage("verified", staging)
-            layout.versions.mkdir(parents=True, exist_ok=True)
-            staging.rename(layout.version(name))
-            fsync_dir(layout.versions)
-            stage("renamed", layout.version(name))
-            layout.set_current(name)
-            stage("published", layout.version(name))
-        except OSError as e:
-            shutil.rmtree(layout.tmp, ignore_errors=True)
-            reason = e.strerror or f"{e}: a short write, the disk is probably full"  # numpy's tofile sets no errno
-            raise BuildError(f"could not write the index ({reason}); the current index is unchanged") from None
-        except JnqaError:
-            shutil.rmtree(layout.tmp, ignore_errors=True)
-            raise
+        data.manifest = _manifest_fields(settings, embedder, data)
+        manifest = publish(layout, staging, data, embedder, stage, text_probe=report.passages_embedded > 0)
         try:
             prune(layout, settings.keep_versions)
         except OSError as e:  # published already; old versions are only clutter, removed next time
@@ -214,12 +229,56 @@ def build(
         return report
 
 
+def _manifest_fields(settings: Settings, embedder: Encoder, data: VersionData) -> dict[str, Any]:
+    """What the build records about itself in the manifest (write_version adds counts and checksums)."""
+    return {
+        "model": {"name": embedder.name, "hash": embedder.file_hash, "dim": int(data.vectors.shape[1])},
+        "chunking": chunk_settings(settings),
+        "index_type": data.dense.kind,
+        "index_type_setting": settings.index_type,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "corpus": str(settings.corpus),
+    }
+
+
+def publish(
+    layout: Layout,
+    staging: Path,
+    data: VersionData,
+    embedder: Encoder,
+    stage: Callable[[str, Path], None],
+    text_probe: bool,
+) -> dict[str, Any]:
+    """Write the version into `staging`, verify it as the server would open it, rename it among the
+    published versions and point CURRENT at it; on failure only the staging area is removed."""
+    name = staging.name
+    try:
+        manifest = write_version(staging, data)
+        stage("written", staging)
+        _verify_staged(staging, embedder, data, text_probe=text_probe)
+        stage("verified", staging)
+        layout.versions.mkdir(parents=True, exist_ok=True)
+        staging.rename(layout.version(name))
+        fsync_dir(layout.versions)
+        stage("renamed", layout.version(name))
+        layout.set_current(name)
+        stage("published", layout.version(name))
+    except OSError as e:
+        shutil.rmtree(layout.tmp, ignore_errors=True)
+        reason = e.strerror or f"{e}: a short write, the disk is probably full"  # numpy's tofile sets no errno
+        raise BuildError(f"could not write the index ({reason}); the current index is unchanged") from None
+    except JnqaError:
+        shutil.rmtree(layout.tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
 def _assemble(
     entries: list[ingest.Entry],
     prev: IndexVersion | None,
     same_text: bool,
     settings: Settings,
-    embedder: Embedder,
+    embedder: Encoder,
     progress: bool,
     report: BuildReport,
 ) -> VersionData:
@@ -312,7 +371,7 @@ def _assemble(
 
 
 def _title_vectors(
-    sources: list[Source], prev: IndexVersion | None, embedder: Embedder, batch_size: int, dim: int
+    sources: list[Source], prev: IndexVersion | None, embedder: Encoder, batch_size: int, dim: int
 ) -> np.ndarray:
     """One vector per source title (a ranking feature); titles unchanged since the last version are reused."""
     known: dict[str, np.ndarray] = {}
@@ -337,7 +396,7 @@ def _renumber(p: Passage, source: int) -> Passage:
     return Passage(source=source, start=p.start, end=p.end, section=p.section, page=p.page, sentences=p.sentences)
 
 
-def _verify_staged(folder: Path, embedder: Embedder, data: VersionData, text_probe: bool = True) -> None:
+def _verify_staged(folder: Path, embedder: Encoder, data: VersionData, text_probe: bool = True) -> None:
     """Reopen the written version as the server would, check offsets, and run a probe query.
 
     The probe encodes a passage's text when the model is loaded anyway (something was embedded);

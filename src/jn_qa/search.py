@@ -302,7 +302,8 @@ def _group_max(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
         return values
     best = np.full(int(groups.max()) + 1, -np.inf)
     np.maximum.at(best, groups, values)
-    return best[groups]
+    out: np.ndarray = best[groups]
+    return out
 
 
 def rank_positions(ids: np.ndarray, ranked: np.ndarray) -> np.ndarray:
