@@ -400,7 +400,7 @@ def evaluate_gold(
 def beir_index(settings: Settings, folder: Path, index: Path | None = None) -> Path:
     """Build (or bring up to date) an index of a BEIR folder's corpus.jsonl; return its index folder.
 
-    The corpus is linked into a folder of its own (a BEIR folder also holds queries and qrels, which
+    The corpus is copied into a folder of its own (a BEIR folder also holds queries and qrels, which
     are not sources), under the cache unless `index` says where. Builds are incremental, so a second
     run re-embeds nothing.
     """
@@ -416,9 +416,15 @@ def beir_index(settings: Settings, folder: Path, index: Path | None = None) -> P
     home = cache_dir() / "beir" / f"{folder.resolve().name}-{key}"
     corpus = home / "corpus"
     corpus.mkdir(parents=True, exist_ok=True)
-    link = corpus / "corpus.jsonl"
-    if not link.exists():
-        link.symlink_to(corpus_file)
+    copy = corpus / "corpus.jsonl"
+    same = copy.is_file() and not copy.is_symlink() and copy.stat().st_size == corpus_file.stat().st_size
+    if not same:  # a copy, not a link: corpus scans take only regular files inside the folder
+        import shutil
+
+        copy.unlink(missing_ok=True)
+        tmp = corpus / ".corpus.jsonl.tmp"
+        shutil.copyfile(corpus_file, tmp)
+        tmp.replace(copy)
     target = index or home / "index"
     build(settings.replace(corpus=corpus, index=target), Embedder(settings.model))
     return target
