@@ -5,6 +5,8 @@ PORT   ?= 8000
 HOST   ?= 127.0.0.1
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+TEST_STAMP  := $(VENV)/.test-installed
+CONSTRAINTS := $(VENV)/constraints.txt
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -14,17 +16,24 @@ export TRANSFORMERS_OFFLINE := 1
 run: index  ## serve on $(HOST):$(PORT), building the index first if it is missing or stale
 	$(BIN)/jn-qa serve --host $(HOST) --port $(PORT)
 
-test: $(STAMP) browser  ## the whole test suite
+test: $(TEST_STAMP) browser  ## the whole test suite
 	$(BIN)/python -m pytest -q
 
-install: $(STAMP)
+install: $(TEST_STAMP)  ## a developer's venv: runtime and test dependencies
 
-# torch first, from the local CPU wheel; anything depending on torch would otherwise pull CUDA builds.
+# torch first, from the local CPU wheel, and held there by a constraints file for every later install:
+# anything depending on torch (openvino's converters, optimum, torchvision) would otherwise pull torch
+# 2.14 with CUDA builds. `make run` gets the runtime dependencies only.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	echo torch==2.13.0 > $(CONSTRAINTS)
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) torch==2.13.0
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e .
+	touch $@
+
+$(TEST_STAMP): $(STAMP) pyproject.toml  ## the test extras: pytest, playwright, schemathesis and the rest
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[test]'
 	touch $@
 
 index: $(STAMP)  ## incremental: does nothing when the corpus and settings are unchanged
@@ -41,8 +50,8 @@ BENCH_STAMP := $(VENV)/.bench-installed
 bench: index $(BENCH_STAMP)  ## the quick benchmark set, under 20 min with warm caches; rewrites docs/benchmarks.md
 	$(BIN)/python bench/run.py --quick
 
-$(BENCH_STAMP): $(STAMP) pyproject.toml  ## the bench extras: matplotlib, psutil, txtai (the peer it is compared with)
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+$(BENCH_STAMP): $(TEST_STAMP) pyproject.toml  ## the bench extras: matplotlib, psutil, txtai (the peer it is compared with)
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[test,bench]'
 	touch $@
 
 load: index  ## 32 clients for 60 s on 1 and 2 workers, then the same while a source is added and rebuilt (docs/reliability.md)

@@ -14,14 +14,24 @@ from typing import Any
 
 import numpy as np
 
-from . import chunking, cleaning, ingest
+from . import chunking, cleaning, encoders, ingest
 from .config import Settings
 from .embedding import Embedder
 from .errors import BuildError, IndexUnavailable, JnqaError
 from .files import fsync_dir
 from .lexical import Lexical, term_rows, tokenize
 from .schema import Document, Passage, Source
-from .store import IndexVersion, Layout, VersionData, new_version_name, prune, read_manifest, write_version
+from .store import (
+    IndexVersion,
+    Layout,
+    VersionData,
+    encoder_of,
+    encoder_precision,
+    new_version_name,
+    prune,
+    read_manifest,
+    write_version,
+)
 from .vectors import VectorIndex, choose_kind
 
 log = logging.getLogger("jn_qa")
@@ -92,8 +102,8 @@ def passage_key(text: str, spans: list[tuple[int, int]]) -> bytes:
     return h.digest()
 
 
-def _previous(layout: Layout, model_hash: str) -> tuple[IndexVersion | None, str]:
-    """The current version if its vectors can be reused (same model), else (None, why not)."""
+def _previous(layout: Layout, model_hash: str, precision: str = "fp32") -> tuple[IndexVersion | None, str]:
+    """The current version if its vectors can be reused (same model, same encoder precision), else (None, why not)."""
     name = layout.current_name()
     if name is None:
         return None, "no previous index"
@@ -101,6 +111,8 @@ def _previous(layout: Layout, model_hash: str) -> tuple[IndexVersion | None, str
         manifest = read_manifest(layout.version(name))
         if manifest.get("model", {}).get("hash") != model_hash:
             return None, "model changed"
+        if encoder_precision(manifest) != precision:
+            return None, "encoder precision changed"
         return IndexVersion.open(layout.version(name), verify=True), ""
     except IndexUnavailable as e:
         return None, f"previous index unusable ({e.message})"
@@ -130,7 +142,8 @@ def build(
     with layout.lock():
         layout.clean_leftovers()
         model_hash = embedder.file_hash
-        prev, why = (None, "--full requested") if full else _previous(layout, model_hash)
+        precision = encoders.PRECISION[embedder.requested]
+        prev, why = (None, "--full requested") if full else _previous(layout, model_hash, precision)
         prev_fp = dict(prev.manifest["sources"]) if prev else {}
         if full and layout.current_name():
             try:
@@ -165,6 +178,9 @@ def build(
         stage("embedded", staging)
         data.manifest = {
             "model": {"name": embedder.name, "hash": model_hash, "dim": int(data.vectors.shape[1])},
+            "encoder": embedder.encoder_record()
+            if report.passages_embedded or prev is None
+            else encoder_of(prev.manifest),
             "chunking": chunk_settings(settings),
             "index_type": data.dense.kind,
             "index_type_setting": settings.index_type,

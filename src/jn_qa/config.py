@@ -16,6 +16,7 @@ from .errors import ConfigError
 
 ENV_PREFIX = "JNQA_"
 MAX_K = 100  # the most passages one answer may hold
+ENCODERS = ("auto", "torch", "onnx", "onnx-int8", "openvino")  # encoder backends (encoders.py)
 INDEX_KINDS = ("flat", "hnsw", "ivf-sq8", "ivf-pq")  # FAISS index kinds (vectors.py); "auto" chooses by size
 
 
@@ -40,6 +41,11 @@ class Settings:
     )
     reranker: str = _setting(
         "", "Optional local CrossEncoder folder used as a final re-ranking stage; empty disables it."
+    )
+    encoder: str = _setting(
+        "auto",
+        "Encoder backend: auto (measured per use: onnx-int8 for queries and the reader, openvino for builds), "
+        "torch, onnx, onnx-int8 or openvino; one that cannot load falls back to torch with a notice.",
     )
     chunk_words: int = _setting(120, "Target passage size in words; passages hold whole sentences only.")
     chunk_overlap: int = _setting(40, "Words of whole sentences repeated at the start of the next passage.")
@@ -86,6 +92,8 @@ class Settings:
             raise ConfigError(f"k must be between 1 and {MAX_K}")
         if not 0.0 <= self.threshold <= 1.0:
             raise ConfigError("threshold must be between 0 and 1")
+        if self.encoder.strip().lower() not in ENCODERS:
+            raise ConfigError(f"encoder must be one of {', '.join(ENCODERS)}")
         if self.index_type not in ("auto", *INDEX_KINDS):
             raise ConfigError(f"index_type must be one of {', '.join(('auto', *INDEX_KINDS))}")
         if (

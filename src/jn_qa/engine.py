@@ -34,7 +34,7 @@ class State:
 class Engine:
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
-        self.embedder = embedder or Embedder(settings.model, settings.query_threads)
+        self.embedder = embedder or Embedder.for_use(settings, "query")
         self.cross_encoder = CrossEncoderStage.from_setting(settings.reranker)
         self._state: State | None = None
         self._lock = threading.Lock()

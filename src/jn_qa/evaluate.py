@@ -405,7 +405,7 @@ def beir_index(settings: Settings, folder: Path, index: Path | None = None) -> P
     if not link.exists():
         link.symlink_to(corpus_file)
     target = index or home / "index"
-    build(settings.replace(corpus=corpus, index=target), Embedder(settings.model))
+    build(settings.replace(corpus=corpus, index=target), Embedder.for_use(settings, "build"))
     return target
 
 
@@ -417,5 +417,5 @@ def evaluate_beir(settings: Settings, folder: Path, split: str = "train", index:
 
     queries, qrels = load_beir_queries(folder, split)
     path = beir_index(settings, folder, index)
-    searcher = Searcher(open_current(path), Embedder(settings.model), settings.candidates)
+    searcher = Searcher(open_current(path), Embedder.for_use(settings, "query"), settings.candidates)
     return run_beir(searcher, queries, qrels, split)
