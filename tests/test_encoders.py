@@ -10,14 +10,13 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conftest import FakeEmbedder
 from jn_qa import encoders
 from jn_qa.build import build
 from jn_qa.config import Settings
 from jn_qa.embedding import Embedder, resolve_model
 from jn_qa.errors import ConfigError, ModelMismatch
 from jn_qa.store import Layout, check_model, read_manifest
-
-from .conftest import FakeEmbedder
 
 FAST = ("onnx", "onnx-int8", "openvino")
 # How close each backend's unit vectors come to torch's (cosine): fp32 graphs agree to rounding; int8 does not.

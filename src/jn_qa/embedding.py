@@ -184,6 +184,8 @@ class Embedder:
                     hf_logging.disable_progress_bar()
                     model = SentenceTransformer(str(self.folder), device="cpu", local_files_only=True)
                     self._model = model.eval()  # `encode` sets this on every call; the direct query path relies on it
+            if self.requested != encoders.TORCH:
+                _ = self.runner  # the backend loads (or is exported) with the model, not on the first search
         return self._model
 
     @property

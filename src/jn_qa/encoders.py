@@ -19,6 +19,7 @@ import os
 import platform
 import tempfile
 import threading
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,7 +145,9 @@ def export(model: Any, source_hash: str, backend: str) -> Export:
         with tempfile.TemporaryDirectory(dir=folder, prefix=f".{name}-") as tmp:
             staged = Path(tmp) / name
             staged.mkdir()
-            made = _make(model, staged, backend, task, kernel, folder / "onnx")
+            with warnings.catch_warnings():  # exporters' and converters' notes, not the product's to show
+                warnings.simplefilter("ignore")
+                made = _make(model, staged, backend, task, kernel, folder / "onnx")
             (staged / RECORD).write_text(json.dumps(made), encoding="utf-8")
             try:
                 os.replace(staged, target)
@@ -203,7 +206,8 @@ def _export_onnx(model: Any, path: Path, output: str) -> list[str]:
     wrapper = Forward(inner).eval()
     axes = {k: {0: "batch", 1: "sequence"} for k in names}
     axes[output] = {0: "batch", 1: "sequence"} if output == "last_hidden_state" else {0: "batch"}
-    with torch.inference_mode(False), torch.no_grad():
+    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's notes on shapes it records as constants; none apply here
         torch.onnx.export(
             wrapper,
             tuple(sample[k] for k in names),
