@@ -16,7 +16,7 @@ from jn_qa.build import build
 from jn_qa.config import Settings
 from jn_qa.embedding import Embedder, resolve_model
 from jn_qa.errors import ConfigError, ModelMismatch
-from jn_qa.store import Layout, check_model, read_manifest
+from jn_qa.store import Layout, Manifest, check_model, read_manifest
 
 FAST = ("onnx", "onnx-int8", "openvino")
 # How close each backend's unit vectors come to torch's (cosine): fp32 graphs agree to rounding; int8 does not.
@@ -157,11 +157,11 @@ def test_the_int8_kernel_follows_the_cpu(
     assert encoders.int8_kernel() == kernel
 
 
-def manifest(backend: str | None, precision: str = "fp32", model_hash: str = "h" * 64) -> dict[str, Any]:
-    m: dict[str, Any] = {"model": {"name": "m", "hash": model_hash}}
+def manifest(backend: str | None, precision: str = "fp32", model_hash: str = "h" * 64) -> Manifest:
+    m: dict[str, Any] = {"model": {"name": "m", "hash": model_hash}, "counts": {"sources": 1, "passages": 1}}
     if backend is not None:
         m["encoder"] = {"backend": backend, "precision": precision, "hash": "e" * 64, "kernel": ""}
-    return m
+    return Manifest.parse(m, "v1")
 
 
 def test_any_backend_of_the_same_weights_serves_and_an_unknown_one_is_refused() -> None:

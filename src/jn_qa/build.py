@@ -27,9 +27,9 @@ from .store import (
     VersionData,
     encoder_of,
     encoder_precision,
+    load_manifest,
     new_version_name,
     prune,
-    read_manifest,
     write_version,
 )
 from .vectors import VectorIndex, choose_kind
@@ -59,10 +59,14 @@ class BuildReport:
 
     def summary(self) -> str:
         if not self.published:
-            return f"index is up to date: version {self.version}, {self.sources_total} sources, {self.passages_total} passages"
+            return (
+                f"index is up to date: version {self.version}, {self.sources_total} sources, "
+                f"{self.passages_total} passages"
+            )
         return (
             f"built version {self.version}: {self.sources_total} sources, {self.passages_total} passages "
-            f"(+{len(self.sources_added)} added, ~{len(self.sources_changed)} changed, -{len(self.sources_removed)} removed; "
+            f"(+{len(self.sources_added)} added, ~{len(self.sources_changed)} changed, "
+            f"-{len(self.sources_removed)} removed; "
             f"{self.passages_embedded} embedded, {self.passages_reused} reused) in {self.seconds:.1f}s"
         )
 
@@ -108,8 +112,8 @@ def _previous(layout: Layout, model_hash: str, precision: str = "fp32") -> tuple
     if name is None:
         return None, "no previous index"
     try:
-        manifest = read_manifest(layout.version(name))
-        if manifest.get("model", {}).get("hash") != model_hash:
+        manifest = load_manifest(layout.version(name))
+        if manifest.model.hash != model_hash:
             return None, "model changed"
         if encoder_precision(manifest) != precision:
             return None, "encoder precision changed"
@@ -128,9 +132,9 @@ def build(
 ) -> BuildReport:
     """Build a new index version from the corpus and publish it, or report that nothing changed.
 
-    Nothing outside the index's staging folder (`Layout.tmp`) changes until the staged version has passed verification; then one
-    rename publishes it and one atomic replace of CURRENT switches to it. A build killed at any point
-    leaves CURRENT and every published version as they were. `on_stage(stage, staging folder)` is
+    Nothing outside the index's staging folder (`Layout.tmp`) changes until the staged version has passed
+    verification; then one rename publishes it and one atomic replace of CURRENT switches to it. A build
+    killed at any point leaves CURRENT and every published version as they were. `on_stage(stage, staging folder)` is
     called at each step (STAGES), for progress reports and for tests that interrupt a build there.
     """
     t0 = time.perf_counter()
@@ -144,16 +148,19 @@ def build(
         model_hash = embedder.file_hash
         precision = encoders.PRECISION[embedder.requested]
         prev, why = (None, "--full requested") if full else _previous(layout, model_hash, precision)
-        prev_fp = dict(prev.manifest["sources"]) if prev else {}
+        prev_fp = dict(prev.manifest.sources) if prev else {}
         if full and layout.current_name():
             try:
-                prev_fp = dict(read_manifest(layout.version(layout.current_name() or "")).get("sources", {}))
+                prev_fp = dict(load_manifest(layout.version(layout.current_name() or "")).sources)
             except IndexUnavailable:
                 prev_fp = {}
         current_fp = {e.id: e.fingerprint for e in entries}
-        same_text = prev is not None and prev.manifest.get("chunking") == chunk_settings(settings)
+        same_text = prev is not None and prev.manifest.chunking == chunk_settings(settings)
         if prev is not None and not same_text:
-            why = "text pipeline or chunking settings changed: every source re-read, unchanged passages keep their vectors"
+            why = (
+                "text pipeline or chunking settings changed: every source re-read, "
+                "unchanged passages keep their vectors"
+            )
         report = BuildReport(
             version=layout.current_name() or "",
             published=False,
@@ -165,8 +172,12 @@ def build(
             full=prev is None,
             reason=why,
         )
-        if same_text and prev_fp == current_fp and prev.manifest.get("index_type_setting") == settings.index_type:
-            assert prev is not None
+        if (
+            prev is not None
+            and same_text
+            and prev_fp == current_fp
+            and prev.manifest.index_type_setting == settings.index_type
+        ):
             report.passages_total = report.passages_reused = prev.size
             report.seconds = time.perf_counter() - t0
             return report
@@ -240,10 +251,8 @@ def _assemble(
     vectors: list[np.ndarray | None] = []
     sent_vectors: list[np.ndarray | None] = []
     cache = prev.content_keys() if prev is not None else {}
-    to_load = [
-        e for e in entries if not same_text or prev is None or prev.manifest["sources"].get(e.id) != e.fingerprint
-    ]
-    loaded = {e.id: src for e, src in zip(to_load, ingest.load(to_load))}
+    to_load = [e for e in entries if not same_text or prev is None or prev.manifest.sources.get(e.id) != e.fingerprint]
+    loaded = {e.id: src for e, src in zip(to_load, ingest.load(to_load), strict=True)}
     for entry in entries:
         s_index = len(sources)
         if entry.id in loaded:
@@ -297,7 +306,7 @@ def _assemble(
     dense = VectorIndex.build(matrix, choose_kind(len(passages), settings.index_type))
     sentence_terms = term_rows(
         (sources[p.source].doc.text[s.start : s.end] for p in passages for s in p.sentences),
-        lexical.retriever.vocab_dict,
+        lexical.vocabulary,
     )
     titles = _title_vectors(sources, prev, embedder, settings.batch_size, dim)
     return VersionData(
@@ -324,7 +333,7 @@ def _title_vectors(
     todo = sorted({s.meta.title for s in sources if s.meta.title not in known})
     for start in range(0, len(todo), batch_size * 8):
         chunk = todo[start : start + batch_size * 8]
-        known.update(zip(chunk, embedder.encode_queries(chunk)))
+        known.update(zip(chunk, embedder.encode_queries(chunk), strict=True))
     if not sources:
         return np.zeros((0, dim), dtype=np.float32)
     return np.stack([known[s.meta.title] for s in sources]).astype(np.float32)
@@ -360,6 +369,6 @@ def _verify_staged(folder: Path, embedder: Embedder, data: VersionData, text_pro
             q = embedder.encode_queries([version.passage_text(0)[:500]])[0]
         else:
             q = np.asarray(version.vectors[0], dtype=np.float32)
-        _, ids = version.dense.search(q, min(10, version.size))
-        if 0 not in set(int(i) for i in ids):
+        hits = version.dense.search(q, min(10, version.size))
+        if 0 not in set(int(i) for i in hits.ids):
             raise BuildError("verification failed: the probe query did not find its own passage")
