@@ -107,7 +107,11 @@ def small_engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
         (corpus / f"{sid}.txt").write_text(text, encoding="utf-8")
     embedder = HashEmbedder()
     settings = Settings(
-        corpus=corpus, index=tmp_path_factory.mktemp("quality-small-index"), chunk_words=20, chunk_overlap=10
+        corpus=corpus,
+        index=tmp_path_factory.mktemp("quality-small-index"),
+        chunk_words=20,
+        chunk_overlap=10,
+        reranker="off",  # about composition with the hashing embedder: no model loads
     )
     build(settings, embedder)  # type: ignore[arg-type]
     engine = Engine(settings, embedder=embedder)  # type: ignore[arg-type]

@@ -95,7 +95,10 @@ def test_ids_are_safe_slugs_and_never_collide(folder: Path) -> None:
 def test_an_orphan_sidecar_is_not_adopted(folder: Path) -> None:
     (folder / "notes.meta.json").write_text(json.dumps({"title": "Someone else's"}), encoding="utf-8")
     (added,) = _add(folder, "notes.txt", b"Fresh notes on the summit.").added
-    assert added.id == "notes-2"
+    assert added.id == "notes"  # the orphan (a killed add's, or one left by hand) is removed under the lock
+    assert not (folder / "notes.meta.json").exists()
+    source = next(s for s in ingest.read_corpus(folder) if s.id == "notes")
+    assert source.meta.title == "Fresh notes on the summit."
 
 
 def test_identical_content_is_reported_not_added(folder: Path) -> None:

@@ -80,7 +80,7 @@ def test_short_load_on_two_workers_fails_nothing_and_shares_the_index(tmp_path: 
 def test_rebuild_under_load_fails_nothing_and_never_mixes_versions(tmp_path: Path) -> None:
     s = seed_copy(tmp_path)
     old = Layout(s.index).current_name()
-    env = {"JNQA_ADMIN_TOKEN": TOKEN, "JNQA_RELOAD_INTERVAL": "0.5"}
+    env = {"JNQA_ADMIN_TOKEN": TOKEN, "JNQA_RELOAD_INTERVAL": "0.5", "JNQA_RERANKER": "off"}  # about swapping
     built: dict[str, Any] = {}
 
     def rebuild() -> None:
@@ -191,7 +191,7 @@ def test_a_server_killed_during_an_admin_rebuild_keeps_a_whole_index(tmp_path: P
     layout = Layout(s.index)
     old = layout.current_name() or ""
     old_files = tree_digest(layout.version(old))
-    env = {"JNQA_ADMIN_TOKEN": TOKEN}
+    env = {"JNQA_ADMIN_TOKEN": TOKEN, "JNQA_RERANKER": "off"}  # about workers and load, not about reading
     with load.serve(s.index, corpus=s.corpus, env=env, log=tmp_path / "server.log") as server:
         up = httpx.post(
             server.url + "/api/sources", headers=AUTH, files={"file": ("kestrel.txt", load.NEW_SOURCE.encode())}

@@ -18,6 +18,8 @@ from schemathesis.checks import positive_data_acceptance
 
 from jn_qa.api import create_app
 from jn_qa.engine import Engine
+from jn_qa.errors import InvalidInput
+from jn_qa.search import clean_query
 from library_support import embedder, seed_copy, tree_digest
 
 pytestmark = pytest.mark.model
@@ -79,12 +81,27 @@ def _checker(label: str, headers: dict[str, str], failures: list[str], tried: di
 
     def check(case: Any) -> None:
         tried[label] = tried.get(label, 0) + 1
+        skip = excluded or ([positive_data_acceptance] if label.endswith(" /api/search") and _no_question(case) else [])
         try:
-            case.call_and_validate(headers=headers, excluded_checks=excluded)
+            case.call_and_validate(headers=headers, excluded_checks=skip)
         except (Exception, BaseExceptionGroup) as e:  # each failed check is raised (a group when several): collect
             failures.append(f"{label}: {str(e)[:600]}")
 
     return check
+
+
+def _no_question(case: Any) -> bool:
+    """A 1-1000 character string is schema-valid, but one with nothing visible in it (zero-width spaces, a BOM,
+    controls) or a lone surrogate is refused with the documented 422 'the question is empty' (issue 14)."""
+    body = case.body if isinstance(case.body, dict) else {}
+    q = (case.query or {}).get("q", body.get("question"))
+    if not isinstance(q, str):
+        return False
+    try:
+        clean_query(q)
+    except InvalidInput:
+        return True
+    return False
 
 
 @pytest.mark.parametrize("token", ["", TOKEN], ids=["admin-off", "admin-on"])

@@ -211,35 +211,59 @@ def test_paraphrase_matches_densely(seed_engine) -> None:  # noqa: F811
     assert hit.explain["lexical_rank"] is None or hit.explain["dense_rank"] < hit.explain["lexical_rank"]
 
 
-def test_reranker_setting_must_name_a_model_folder(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_reranker_setting_takes_the_shipped_reader_a_folder_or_off(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from jn_qa.errors import ConfigError
-    from jn_qa.rerank import CrossEncoderStage
+    from jn_qa.reader import Reader
 
-    assert CrossEncoderStage.from_setting("") is None
+    assert Reader.from_setting("off") is None
+    shipped = Reader.from_setting("")
+    assert shipped is not None and shipped.shipped
     with pytest.raises(ConfigError, match="not a local model folder"):
-        CrossEncoderStage.from_setting(str(tmp_path))
+        Reader.from_setting(str(tmp_path))
 
 
-def test_cross_encoder_stage_reorders_the_top_candidates_only(small_engine) -> None:  # noqa: F811
-    from jn_qa.rerank import CrossEncoderStage
+class LengthReader:
+    """Stands in for the reader: scores a sentence by its length (about ordering, not relevance)."""
 
-    class LengthScorer:
-        """Stands in for a CrossEncoder: scores a pair by the passage's length (about ordering, not relevance)."""
+    def __init__(self) -> None:
+        self.read: list[str] = []
 
-        def predict(self, pairs):  # type: ignore[no-untyped-def]
-            return [float(len(text)) for _, text in pairs]
+    def score(self, question, sentences):  # type: ignore[no-untyped-def]
+        import numpy as np
+
+        self.read += list(sentences)
+        return np.array([float(len(s)) for s in sentences])
+
+
+def test_reader_stage_reorders_the_top_candidates_only(small_engine) -> None:  # noqa: F811
+    from jn_qa.reader import ReaderStage
 
     state = small_engine.state
-    plain = state.searcher.retrieve("cooperation cyber defence maritime")
+    base = type(state.searcher)(state.version, state.searcher.embedder)
+    plain = base.retrieve("cooperation cyber defence maritime")
+    fake = LengthReader()
     searcher = type(state.searcher)(
-        state.version,
-        state.searcher.embedder,
-        cross_encoder=CrossEncoderStage(state.version.folder, top=3, model=LengthScorer()),
+        state.version, state.searcher.embedder, stages=[ReaderStage(fake, top=3, per_candidate=2, weight=0.0)]
     )
     got = searcher.retrieve("cooperation cyber defence maritime")
     head = [int(got.candidates.ids[i]) for i in got.order[:3]]
     assert sorted(head) == sorted(int(plain.candidates.ids[i]) for i in plain.order[:3])
-    lengths = [len(state.version.passage_text(p)) for p in head]
-    assert lengths == sorted(lengths, reverse=True)
     assert [int(x) for x in got.order[3:]] == [int(x) for x in plain.order[3:]]
     assert min(got.scores[got.order[:3]]) > max(got.scores[got.order[3:]])
+    assert 0 < len(fake.read) <= 6 and len(set(fake.read)) == len(fake.read)  # each distinct sentence read once
+    best = [max(len(t) for t in _read_of(searcher, got, j, fake.read)) for j in got.order[:3]]
+    assert best == sorted(best, reverse=True)  # ordered by the best sentence the reader read
+    assert got.ranking.reader is not None and set(fake.read) == {searcher_text(searcher, got, r) for r in got.ranking.reader}
+
+
+def searcher_text(searcher, got, row):  # type: ignore[no-untyped-def]
+    s = got.candidates.sentences
+    j = int(np.flatnonzero(s.rows == row)[0])
+    owner = int(np.searchsorted(s.offsets, j, side='right') - 1)
+    return searcher.sentence_text(int(got.candidates.ids[owner]), int(row))
+
+
+def _read_of(searcher, got, j, read):  # type: ignore[no-untyped-def]
+    s = got.candidates.sentences
+    texts = [searcher.sentence_text(int(got.candidates.ids[j]), int(r)) for r in s.rows[s.of(int(j))]]
+    return [t for t in texts if t in read] or [""]

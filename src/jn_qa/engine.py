@@ -17,7 +17,8 @@ from .config import MAX_K, Settings
 from .embedding import Embedder
 from .errors import IndexUnavailable, InvalidInput, ModelMismatch
 from .ranking import Ranker
-from .rerank import CrossEncoderStage
+from .ranking import bundled_models
+from .reader import READER_WEIGHT, Reader, ReaderStage
 from .schema import Answer, SourceMeta, Span
 from .search import Searcher
 from .store import IndexVersion, Layout, check_model, load_manifest
@@ -70,7 +71,7 @@ class Engine:
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
         self.embedder = embedder or Embedder.for_use(settings, "query")
-        self.cross_encoder = CrossEncoderStage.from_setting(settings.reranker)
+        self.reader = Reader.from_setting(settings.reranker, settings.query_threads)
         self._state: State | None = None
         self._lock = threading.Lock()
         self._reload_lock = threading.Lock()  # the watcher and a finished rebuild may both see a new version
@@ -100,7 +101,8 @@ class Engine:
     def load(self) -> State:
         """Open the current version (or, if it is damaged, the newest intact older one) and swap it in."""
         layout = Layout(self.settings.index)
-        name = layout.current_name()
+        pointer = layout.read_current()  # a damaged CURRENT falls back to the newest version, with a note
+        name = pointer.name
         if name is None:
             raise IndexUnavailable(f"no index in {self.settings.index}: build one with 'jn-qa build'")
         candidates = [name] + [n for n in reversed(layout.list_versions()) if n < name]
@@ -115,17 +117,28 @@ class Engine:
                     first_error = e.message
                 continue
             note = (
-                "" if candidate == name else f"serving {candidate}: current version {name} is unusable ({first_error})"
+                pointer.note
+                if candidate == name
+                else f"serving {candidate}: current version {name} is unusable ({first_error})"
             )
-            if note:
+            if candidate != name:  # a damaged CURRENT was noted where it was read
                 log.warning(note)
-            searcher = Searcher(version, self.embedder, self.settings.candidates, cross_encoder=self.cross_encoder)
+            searcher = Searcher(
+                version, self.embedder, self.settings.candidates, stages=self.stages(), rewrite=self.settings.rewrite
+            )
             state = State(version, searcher, note)
             with self._lock:
                 self._state = state
                 self.last_error = ""
             return state
         raise IndexUnavailable(first_error or f"no usable index version in {self.settings.index}")
+
+    def stages(self) -> list[ReaderStage]:
+        """The ranking stages after the linear ranker: the reader, unless it is off."""
+        if self.reader is None:
+            return []
+        weight = float(bundled_models().get("reader", {}).get("weight", READER_WEIGHT))
+        return [ReaderStage(self.reader, top=self.settings.reader_top, weight=weight)]
 
     def _open(self, folder: Path) -> IndexVersion:
         manifest = load_manifest(folder)

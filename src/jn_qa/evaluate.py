@@ -370,14 +370,23 @@ def _top_docs(scores: np.ndarray, ids: Sequence[str], depth: int, positive: bool
 # ---------------------------------------------------------------- the commands
 
 
-def evaluate_gold(settings: Settings, gold: Path, k: int = 5, mode: str = "hybrid") -> dict[str, Any]:
+def evaluate_gold(
+    settings: Settings, gold: Path, k: int = 5, mode: str = "hybrid", split: str = "all"
+) -> dict[str, Any]:
     """`jn-qa eval`: ask the current index every gold question; the report gold_report describes.
 
-    `mode` other than 'hybrid' ranks by one baseline (lexical, dense, rrf) with the same composition.
+    `mode` other than 'hybrid' ranks by the linear ranker alone ('ranker', no reader) or by one baseline
+    (lexical, dense, rrf) with the same composition. A SQuAD 2.0 folder (corpus.jsonl + questions.jsonl) is
+    indexed on its own (like eval-beir) and its questions asked there; `split` picks its articles.
     """
+    from . import squad
     from .engine import Engine
 
-    items = load_gold(gold)
+    if squad.is_squad_folder(gold):
+        items = squad.load_squad(gold, split)
+        settings = settings.replace(index=beir_index(settings, gold))
+    else:
+        items = load_gold(gold)
     engine = Engine(settings)
     engine.load()
     ranker = engine.ranker(mode)

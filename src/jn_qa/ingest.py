@@ -10,25 +10,35 @@ Metadata precedence: sidecar > what the file itself states (front matter, HTML m
 from __future__ import annotations
 
 import codecs
+import contextlib
+import errno
 import hashlib
 import io
 import json
 import logging
+import os
 import re
-from collections.abc import Iterator
+import stat
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from . import metadata
 from .cleaning import PAGE_BREAK, clean_text
 from .errors import CorpusError, UnsupportedSource
-from .schema import META_FIELDS, Document, Source, SourceMeta
+from .schema import Document, Source, SourceMeta
+
+log = logging.getLogger("jn_qa")
 
 TEXT_SUFFIXES = {".txt": "txt", ".md": "md", ".markdown": "md"}
 SUFFIXES = {**TEXT_SUFFIXES, ".html": "html", ".htm": "html", ".pdf": "pdf"}
 SIDECAR = ".meta.json"
 BEIR_CORPUS = "corpus.jsonl"
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# Parentheses for BEIR ids such as SQuAD's `Sky_(United_Kingdom)-p0`; slugs of added files never hold them.
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._()-]{0,127}$")
+MAX_FRONT_MATTER = 16 * 1024  # characters: metadata is a few lines; more is a mistake or an attack
+MAX_SIDECAR_BYTES = 64 * 1024
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*(?:\n|\Z)", re.S)
 
 
@@ -38,7 +48,7 @@ class Extracted:
 
     raw_text: str
     markdown: bool
-    stated: dict[str, str]
+    stated: dict[str, Any]  # as the file states it (front matter may hold dates, numbers, lists): checked later
 
 
 def sha256(data: bytes) -> str:
@@ -99,16 +109,22 @@ def extract(data: bytes, kind: str, name: str) -> Extracted:
     raise UnsupportedSource(f"{name}: unsupported type; use .txt, .md, .html or .pdf")
 
 
-def _parse_front_matter(block: str, name: str) -> dict[str, str]:
+def _parse_front_matter(block: str, name: str) -> dict[str, Any]:
+    """YAML front matter without anchors or aliases (a 400-byte alias bomb expands to gigabytes), capped in size."""
     import yaml
 
+    if len(block) > MAX_FRONT_MATTER:
+        raise UnsupportedSource(f"{name}: front matter is longer than {MAX_FRONT_MATTER:,} characters")
     try:
+        for event in yaml.parse(block, Loader=yaml.SafeLoader):  # events only: nothing is expanded yet
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise UnsupportedSource(f"{name}: front matter uses YAML anchors or aliases (& or *); write values out")
         data = yaml.safe_load(block)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, TypeError, RecursionError):  # ValueError: a date such as 2023-02-30
         raise UnsupportedSource(f"{name}: front matter is not valid YAML") from None
     if not isinstance(data, dict):
         return {}
-    return {k: str(v) for k, v in data.items() if k in META_FIELDS and v not in (None, "")}
+    return {k: v for k, v in data.items() if k in metadata.FIELDS}
 
 
 def _extract_html(data: bytes, name: str) -> Extracted:
@@ -202,22 +218,27 @@ def make_source(source_id: str, data: bytes, kind: str, origin: str, meta: dict[
     return source_from(source_id, extract(data, kind, origin), data, origin, meta)
 
 
-def source_from(source_id: str, ex: Extracted, data: bytes, origin: str, meta: dict[str, Any] | None = None) -> Source:
+def source_from(
+    source_id: str, ex: Extracted, data: bytes, origin: str, meta: Mapping[str, Any] | None = None
+) -> Source:
     """An extracted file + sidecar metadata -> a Source; sidecar fields win over what the file states."""
     doc = clean_text(ex.raw_text, markdown=ex.markdown)
     if not doc.text.strip():
         raise UnsupportedSource(f"{origin}: no text left after cleaning")
-    fields = {**ex.stated, **{k: v for k, v in (meta or {}).items() if v not in (None, "")}}
+    checked = merged_meta(ex, meta, origin)
+    for line in checked.dropped:
+        log.warning("%s", line)
+    fields = checked.fields
     title = fields.get("title") or _first_line(doc) or source_id
     return Source(
         meta=SourceMeta(
             id=source_id,
-            title=str(title),
-            author=_opt(fields.get("author")),
-            publisher=_opt(fields.get("publisher")),
-            published=_opt(fields.get("published")),
-            url=_opt(fields.get("url")),
-            note=_opt(fields.get("note")),
+            title=title,
+            author=fields.get("author"),
+            publisher=fields.get("publisher"),
+            published=fields.get("published"),
+            url=fields.get("url"),
+            note=fields.get("note"),
         ),
         doc=doc,
         content_hash=sha256(data),
@@ -225,8 +246,11 @@ def source_from(source_id: str, ex: Extracted, data: bytes, origin: str, meta: d
     )
 
 
-def _opt(value: Any) -> str | None:
-    return str(value) if value not in (None, "") else None
+def merged_meta(ex: Extracted, meta: Mapping[str, Any] | None, origin: str) -> metadata.Checked:
+    """What the file states, overridden by its sidecar (or the caller), each value checked (`metadata.stated`)."""
+    own = metadata.stated(ex.stated, origin)
+    side = metadata.stated(meta, sidecar_name(origin))
+    return metadata.Checked({**own.fields, **side.fields}, own.dropped + side.dropped)
 
 
 def _first_line(doc: Document) -> str:
@@ -238,11 +262,47 @@ def sidecar_path(path: Path) -> Path:
     return path.with_name(path.stem + SIDECAR)
 
 
-def _sidecar_bytes(path: Path) -> bytes:
+def sidecar_name(origin: str) -> str:
+    return Path(origin).stem + SIDECAR
+
+
+class NotRegular(Exception):
+    """A path that is a symbolic link, a FIFO, a device or a folder: never read as a source or a sidecar."""
+
+
+@contextlib.contextmanager
+def open_regular(path: Path) -> Iterator[IO[bytes]]:
+    """Open a regular file for reading without following a symlink or blocking on a FIFO; NotRegular otherwise."""
     try:
-        return sidecar_path(path).read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENXIO, errno.EISDIR):
+            raise NotRegular(str(path)) from None
+        raise
+    f = os.fdopen(fd, "rb")
+    with f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegular(str(path))
+        yield f
+
+
+def read_regular(path: Path, limit: int | None = None) -> bytes:
+    """A regular file's bytes (at most `limit` + 1 of them, so the caller can tell it is over)."""
+    with open_regular(path) as f:
+        return f.read() if limit is None else f.read(limit + 1)
+
+
+def _sidecar_bytes(path: Path) -> bytes:
+    side = sidecar_path(path)
+    try:
+        raw = read_regular(side, MAX_SIDECAR_BYTES)
     except FileNotFoundError:
         return b""
+    except NotRegular:
+        raise CorpusError(f"{side.name}: not a regular file (a link, FIFO or device)") from None
+    if len(raw) > MAX_SIDECAR_BYTES:
+        raise CorpusError(f"{side.name}: metadata is over {MAX_SIDECAR_BYTES:,} bytes")
+    return raw
 
 
 def parse_sidecar(raw: bytes, name: str) -> dict[str, Any]:
@@ -250,11 +310,11 @@ def parse_sidecar(raw: bytes, name: str) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise CorpusError(f"{name}: unreadable metadata ({e})") from None
     if not isinstance(data, dict):
         raise CorpusError(f"{name}: metadata must be a JSON object")
-    return {k: data.get(k) for k in (*META_FIELDS, "note") if k in data}
+    return {k: data.get(k) for k in metadata.FIELDS if k in data}
 
 
 @dataclass(frozen=True)
@@ -269,21 +329,44 @@ class Entry:
 
 
 def scan(corpus: Path) -> tuple[list[Entry], list[str]]:
-    """List the sources in a corpus folder without parsing them; also the files skipped, with why."""
+    """List the sources in a corpus folder without parsing them; also the files skipped, with why.
+
+    Only regular files inside the folder count: a symbolic link (which could point anywhere), a FIFO
+    (which would block the reader forever) or a device is skipped, and so is a source whose sidecar is one.
+    """
     if not corpus.is_dir():
         raise CorpusError(f"corpus folder not found: {corpus}")
     entries: list[Entry] = []
     skipped: list[str] = []
     try:
-        paths = sorted(corpus.iterdir())
+        with os.scandir(corpus) as it:
+            listing = sorted(it, key=lambda d: d.name)
     except OSError as e:
         raise CorpusError(f"cannot read corpus folder {corpus}: {e.strerror}") from None
-    for path in paths:
-        name = path.name
-        if name.startswith(".") or name.endswith(SIDECAR) or not path.is_file():
+    names = {d.name for d in listing}
+    for item in listing:
+        name = item.name
+        path = Path(item.path)
+        if name.startswith("."):
+            continue
+        try:
+            regular = item.is_file(follow_symlinks=False)
+            if not regular and item.is_dir(follow_symlinks=False):
+                continue  # sub-folders are not sources
+        except OSError:
+            regular = False
+        if name.endswith(SIDECAR):
+            if not any(f"{name[: -len(SIDECAR)]}{suffix}" in names for suffix in SUFFIXES):
+                skipped.append(f"{name}: metadata without a source file; ignored (the next add removes it)")
+            continue
+        if not regular:
+            what = "a symbolic link" if item.is_symlink() else "not a regular file"
+            skipped.append(f"{name}: {what}; only regular files inside the corpus folder are read")
             continue
         if name == BEIR_CORPUS:
-            entries.extend(_scan_beir(path))
+            beir, beir_skipped = _scan_beir(path)
+            entries.extend(beir)
+            skipped.extend(beir_skipped)
             continue
         kind = SUFFIXES.get(path.suffix.lower())
         if kind is None:
@@ -293,8 +376,14 @@ def scan(corpus: Path) -> tuple[list[Entry], list[str]]:
             skipped.append(f"{name}: file name is not a valid source id")
             continue
         try:
-            data = path.read_bytes()
+            data = read_regular(path)
             digest = sha256(data + _sidecar_bytes(path))
+        except NotRegular:
+            skipped.append(f"{name}: not a regular file; only regular files inside the corpus folder are read")
+            continue
+        except CorpusError as e:  # its sidecar is not a regular file, or too large
+            skipped.append(f"{name}: {e.message}")
+            continue
         except OSError as e:
             raise CorpusError(f"cannot read {name}: {e.strerror}") from None
         entries.append(Entry(path.stem, path, kind, digest, sha256(data)))
@@ -306,16 +395,37 @@ def scan(corpus: Path) -> tuple[list[Entry], list[str]]:
     return entries, skipped
 
 
-def _scan_beir(path: Path) -> Iterator[Entry]:
-    with path.open("rb") as f:
+def _scan_beir(path: Path) -> tuple[list[Entry], list[str]]:
+    """One Entry per line; a line whose id is not a valid source id, or whose text or title is not text, is
+    skipped with the reason. A line that is not a JSON object with an _id stops the scan (the file is broken)."""
+    entries: list[Entry] = []
+    skipped: list[str] = []
+    with open_regular(path) as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                doc_id = str(json.loads(line)["_id"])
-            except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
+                row = json.loads(line)
+                raw_id = row["_id"]
+            except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError, RecursionError):
                 raise CorpusError(f"{path.name}, line {n}: not a JSON object with an _id") from None
-            yield Entry(doc_id, path, "beir", sha256(line))
+            why = _beir_problem(row, raw_id)
+            if why:
+                skipped.append(f"{path.name}, line {n}: {why}; skipped")
+                continue
+            entries.append(Entry(str(raw_id), path, "beir", sha256(line)))
+    return entries, skipped
+
+
+def _beir_problem(row: dict[str, Any], raw_id: Any) -> str:
+    if isinstance(raw_id, bool) or not isinstance(raw_id, str | int):
+        return f"_id must be text, not {type(raw_id).__name__}"
+    if not valid_id(str(raw_id)):
+        return f"_id {str(raw_id)[:60]!r} is not a valid source id"
+    for key in ("text", "title"):
+        if row.get(key) is not None and not isinstance(row[key], str):
+            return f"{key} must be text, not {type(row[key]).__name__}"
+    return ""
 
 
 def load(entries: list[Entry]) -> Iterator[Source]:
@@ -326,7 +436,7 @@ def load(entries: list[Entry]) -> Iterator[Source]:
             wanted.setdefault(e.path, set()).add(e.fingerprint)
     rows: dict[str, dict[str, Any]] = {}
     for path, prints in wanted.items():
-        with path.open("rb") as f:
+        with _reading(path), open_regular(path) as f:
             for line in f:
                 if line.strip() and (digest := sha256(line)) in prints:
                     rows[digest] = json.loads(line)
@@ -336,23 +446,37 @@ def load(entries: list[Entry]) -> Iterator[Source]:
                 raise CorpusError(f"{e.path.name}: the line for {e.id!r} changed while reading")
             yield beir_source(rows[e.fingerprint], e.path.name, e.fingerprint)
             continue
-        try:
-            data, side = e.path.read_bytes(), _sidecar_bytes(e.path)
-        except OSError as err:
-            raise CorpusError(f"cannot read {e.path.name}: {err.strerror}") from None
+        with _reading(e.path):
+            data, side = read_regular(e.path), _sidecar_bytes(e.path)
         if sha256(data + side) != e.fingerprint:  # else the index would record text it does not hold
             raise CorpusError(f"{e.path.name} changed while it was being read; run the build again")
         yield make_source(e.id, data, e.kind, e.path.name, parse_sidecar(side, sidecar_path(e.path).name))
 
 
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """A file scanned a moment ago that is now unreadable, gone or no longer a regular file: one clear line."""
+    try:
+        yield
+    except NotRegular:
+        raise CorpusError(f"{path.name} changed while it was being read; run the build again") from None
+    except OSError as err:
+        raise CorpusError(f"cannot read {path.name}: {err.strerror}") from None
+
+
 def beir_source(row: dict[str, Any], origin: str, content_hash: str) -> Source:
-    text = str(row.get("text") or "")
-    title = str(row.get("title") or "").strip()
+    """One BEIR line (checked by `_scan_beir`) -> a Source; its title passes the same check as any metadata."""
+    source_id = str(row["_id"])
+    text = row.get("text") or ""
+    checked = metadata.stated({"title": row.get("title")}, f"{origin}, {source_id}")
+    for line in checked.dropped:
+        log.warning("%s", line)
+    title = checked.fields.get("title", "")
     doc = clean_text(text, detect_headings=False)
     if not doc.text:
-        doc = clean_text(title or str(row["_id"]), detect_headings=False)
+        doc = clean_text(title or source_id, detect_headings=False)
     return Source(
-        meta=SourceMeta(id=str(row["_id"]), title=title or str(row["_id"])),
+        meta=SourceMeta(id=source_id, title=title or source_id),
         doc=doc,
         content_hash=content_hash,
         origin=origin,

@@ -22,6 +22,8 @@ def marked(result: Result, color: bool) -> str:
 
 def answer_text(answer: Answer, color: bool = False, explain: bool = False) -> str:
     lines = [f"Q: {answer.query}"]
+    if answer.searched_for:
+        lines.append(f"Searched for: {answer.searched_for}")
     if answer.answer_found:
         lines.append(f"Answer found in the sources (confidence {answer.confidence:.2f}).")
     else:

@@ -104,10 +104,14 @@ class Answer:
     version: str = ""
     threshold: float = 0.5
     timings: dict[str, float] = field(default_factory=dict)
+    searched_for: str | None = None  # the question as searched: typos corrected, acronyms spelled out
+    rewrites: tuple[dict[str, str], ...] = ()  # each change: kind (typo, acronym), typed, meant
 
     def to_dict(self, explain: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
             "query": self.query,
+            "searched_for": self.searched_for,
+            "rewrites": [dict(r) for r in self.rewrites],
             "answer_found": self.answer_found,
             "confidence": round(self.confidence, 4),
             "threshold": self.threshold,

@@ -7,6 +7,7 @@ everything after the query encode is vectorised numpy over the candidates and th
 from __future__ import annotations
 
 import time
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -15,6 +16,7 @@ import numpy as np
 from .abstention import specifics
 from .embedding import Embedder
 from .errors import InvalidInput
+from .query import QueryPlan
 from .lexical import QueryTerms, tokenize
 from .ranking import (
     BASELINES,
@@ -28,24 +30,31 @@ from .ranking import (
     Ranker,
     Ranking,
     RankInput,
-    Rescore,
     default_ranker,
     reciprocal_rank,
     then,
 )
-from .rerank import CrossEncoderStage
 from .store import Csr, PassageStore, top_k
 
 MAX_QUERY_CHARS = 1000
-MODES = ("hybrid", "lexical", "dense", "rrf")  # all but hybrid are the baselines evaluations report
+MODES = ("hybrid", "ranker", "lexical", "dense", "rrf")  # all but hybrid are the baselines evaluations report
+
+
+# Characters that show nothing on their own: controls, format characters (zero-width space and joiners,
+# BOM, soft hyphen, bidi marks), unassigned and private-use code points, combining marks without a base.
+_INVISIBLE = frozenset(("Cc", "Cf", "Cn", "Co", "Cs", "Mn", "Me", "Zl", "Zp", "Zs"))
 
 
 def clean_query(query: str) -> str:
+    """The question with its whitespace collapsed, or InvalidInput: empty (nothing visible in it: only
+    spaces, zero-width characters, a BOM...), over-long, or not valid text (a lone surrogate)."""
     q = " ".join(str(query).split())
-    if not q:
-        raise InvalidInput("the question is empty")
     if len(q) > MAX_QUERY_CHARS:
         raise InvalidInput(f"the question is longer than {MAX_QUERY_CHARS} characters")
+    if any("\ud800" <= ch <= "\udfff" for ch in q):
+        raise InvalidInput("the question is not valid text (it holds a lone surrogate)")
+    if not any(unicodedata.category(ch) not in _INVISIBLE for ch in q):
+        raise InvalidInput("the question is empty")
     return q
 
 
@@ -61,6 +70,7 @@ class Retrieved:
     bm25_ceiling: float = 0.0  # the most BM25 any passage could score for these terms
     specifics_missing: float = 0.0  # IDF-weighted share of the question's specifics absent from the best source
     timings: dict[str, float] = field(default_factory=dict)
+    plan: QueryPlan | None = None  # what was searched for: typos corrected, acronyms spelled out
 
     @property
     def scores(self) -> np.ndarray:
@@ -88,16 +98,15 @@ class Searcher:
         embedder: Embedder,
         candidates: int = 100,
         ranker: LinearModel | None = None,
-        cross_encoder: CrossEncoderStage | None = None,
         stages: Sequence[Ranker] = (),
+        rewrite: bool = True,
     ) -> None:
         self.version = version
         self.embedder = embedder
         self.n_candidates = candidates
+        self.rewrite = rewrite
         self.model = ranker or default_ranker()
-        self.ranker: Ranker = then(
-            LinearRanker(self.model), Rescore(cross_encoder) if cross_encoder is not None else None, *stages
-        )
+        self.ranker: Ranker = then(LinearRanker(self.model), *stages)
         self.source_of = version.passages.source
         self._vectors = np.asarray(version.vectors)
         self._sentence_vectors = _float32_if_small(version.sentence_vectors)
@@ -109,6 +118,8 @@ class Searcher:
         """'hybrid': the default ranker; 'lexical', 'dense', 'rrf': that baseline."""
         if mode == "hybrid":
             return self.ranker
+        if mode == "ranker":
+            return LinearRanker(self.model)
         try:
             return BASELINES[mode]
         except KeyError:
@@ -136,13 +147,14 @@ class Searcher:
         ranker = ranker or self.ranker
         v = self.version
         timings: dict[str, float] = {}
-        q = clean_query(query)
+        plan = self.plan(query)
+        q = plan.text
         t = time.perf_counter()
         qv = self.embedder.encode_queries([q])[0] if vector is None else np.asarray(vector, dtype=np.float32)
         timings["encode"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        terms = tokenize(q)
+        terms = tokenize(" ".join((q, *plan.extra_terms)))
         mask = self._mask(sources)
         bm = self.lexical_scores(terms, mask)
         lex_ids = top_k(bm, self.n_candidates)
@@ -161,11 +173,21 @@ class Searcher:
         timings["features"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        ranking = ranker.rank(RankInput(q, cands, v.passage_text), None)
+        ranking = ranker.rank(RankInput(plan.expanded, cands, v.passage_text, self.sentence_text), None)
         order = ranking.order
         missing = self.specifics_missing(q, int(self.source_of[int(cands.ids[order[0]])])) if len(order) else 0.0
         timings["rerank"] = time.perf_counter() - t
-        return Retrieved(q, terms, cands, ranking, bm, self.lexical.ceiling(qt), missing, timings)
+        return Retrieved(plan.asked, terms, cands, ranking, bm, self.lexical.ceiling(qt), missing, timings, plan)
+
+    def plan(self, query: str) -> QueryPlan:
+        """The question cleaned and rewritten against this version's words and acronyms (what is searched for)."""
+        q = clean_query(query)
+        return self.version.query_aids().plan(q) if self.rewrite else QueryPlan(q, q)
+
+    def sentence_text(self, passage: int, row: int) -> str:
+        """The text of one sentence row of a passage."""
+        start, end = (int(x) for x in self.version.sentences.values[row])
+        return self.version.text(int(self.source_of[passage]))[start:end]
 
     def specifics_missing(self, query: str, source: int) -> float:
         """IDF-weighted share of the query's specifics (names, numbers) that occur nowhere in the source.
