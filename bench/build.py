@@ -200,7 +200,7 @@ def bare_worker() -> dict[str, Any]:
     cosine = (unit * np.asarray(version.vectors, dtype=np.float32)).sum(axis=1)  # the index's vectors against torch's
     return {
         "cosine_to_index": {"mean": float(cosine.mean()), "min": float(cosine.min())},
-        "index_encoder": version.manifest.get("encoder"),
+        "index_encoder": version.manifest.raw.get("encoder"),
         "seconds": seconds,
         "passages": len(texts),
         "dim": int(vecs.shape[1]),
