@@ -5,6 +5,8 @@ PORT   ?= 8000
 HOST   ?= 127.0.0.1
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+TEST_STAMP  := $(VENV)/.test-installed
+CONSTRAINTS := $(VENV)/constraints.txt
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -18,29 +20,37 @@ run: index  ## serve on $(HOST):$(PORT), building the index first if it is missi
 	@echo "==> [3/3] starting the server: loading the model and index, then open http://$(HOST):$(PORT)/ (Ctrl-C stops)"
 	$(BIN)/jn-qa serve --host $(HOST) --port $(PORT)
 
-test: $(STAMP) browser  ## the whole test suite
+test: $(TEST_STAMP) browser  ## the whole test suite
 	$(BIN)/python -m pytest -q
 
-test-fast: $(STAMP)  ## every test that loads no model, starts no server and drives no browser (under 2 min)
+test-fast: $(TEST_STAMP)  ## every test that loads no model, starts no server and drives no browser (under 2 min)
 	$(BIN)/python -m pytest -q -m "$(FAST)"
 
-check: $(STAMP)  ## formatting, lint and types over src, tests, bench, eval and scripts: must report nothing
+check: $(TEST_STAMP)  ## formatting, lint and types over src, tests, bench, eval and scripts: must report nothing
 	$(BIN)/ruff format --check $(CHECKED)
 	$(BIN)/ruff check $(CHECKED)
 	$(BIN)/mypy
 
-install: $(STAMP)
+install: $(TEST_STAMP)  ## a developer's venv: runtime and test dependencies
 
-# torch first, from the local CPU wheel; anything depending on torch would otherwise pull CUDA builds.
+# torch first, from the local CPU wheel, and held there by a constraints file for every later install:
+# anything depending on torch (openvino's converters, optimum, torchvision) would otherwise pull torch
+# 2.14 with CUDA builds. `make run` gets the runtime dependencies only.
 $(STAMP): pyproject.toml
 	@echo "==> [1/3] installing into $(VENV) (first time: a few minutes; later runs skip this)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "    pip"
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	echo torch==2.13.0 > $(CONSTRAINTS)
 	@echo "    torch 2.13.0, CPU build (the largest download)"
-	$(BIN)/python -m pip install --quiet torch==2.13.0
-	@echo "    jn-qa with the bundled model and its test tools"
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) torch==2.13.0
+	@echo "    jn-qa with the bundled model (runtime dependencies only)"
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e .
+	touch $@
+
+$(TEST_STAMP): $(STAMP) pyproject.toml  ## the test extras: pytest, playwright, schemathesis and the rest
+	@echo "==> installing the test tools (pytest, playwright, schemathesis, ruff, mypy)"
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[test]'
 	touch $@
 
 index: $(STAMP)  ## incremental: does nothing when the corpus and settings are unchanged
@@ -58,8 +68,8 @@ BENCH_STAMP := $(VENV)/.bench-installed
 bench: index $(BENCH_STAMP)  ## the quick benchmark set, under 20 min with warm caches; rewrites docs/benchmarks.md
 	$(BIN)/python -m bench.run --quick
 
-$(BENCH_STAMP): $(STAMP) pyproject.toml  ## the bench extras: matplotlib, psutil, txtai (the peer it is compared with)
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+$(BENCH_STAMP): $(TEST_STAMP) pyproject.toml  ## the bench extras: matplotlib, psutil, txtai (the peer it is compared with)
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[test,bench]'
 	touch $@
 
 load: index  ## 32 clients for 60 s on 1 and 2 workers, then the same while a source is added and rebuilt (docs/reliability.md)

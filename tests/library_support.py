@@ -58,6 +58,10 @@ class FakeEmbedder:
         self.file_hash = file_hash
         self.encoded = 0
         self.model = self  # the app warms `embedder.model`; nothing to load here
+        self.requested = "torch"
+
+    def encoder_record(self) -> dict[str, str]:
+        return {"backend": self.requested, "precision": "fp32", "hash": self.file_hash, "kernel": ""}
 
     def _vec(self, text: str) -> np.ndarray:
         v = np.zeros(self.dim, dtype=np.float32)

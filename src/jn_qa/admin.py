@@ -185,7 +185,7 @@ class Rebuilder:
         that call it with different settings (a build's calls differ from a search's)."""
         if self._embedder is None:
             served = self.engine.embedder
-            self._embedder = Embedder(served.name) if isinstance(served, Embedder) else served
+            self._embedder = Embedder.for_use(self.settings, "build") if isinstance(served, Embedder) else served
         return self._embedder
 
 

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from . import acronyms, chunking, cleaning, ingest, query, spelling
+from . import acronyms, chunking, cleaning, encoders, ingest, query, spelling
 from .config import Settings
 from .embedding import Encoded
 from .errors import BuildError, IndexUnavailable, JnqaError
@@ -22,7 +22,18 @@ from .files import fsync_dir
 from .lexical import Lexical, term_rows, tokenize
 from .query import QueryAids
 from .schema import Document, Passage, Source
-from .store import IndexVersion, Layout, VersionData, load_manifest, new_version_name, prune, write_version
+from .store import (
+    IndexVersion,
+    Layout,
+    Manifest,
+    VersionData,
+    encoder_of,
+    encoder_precision,
+    load_manifest,
+    new_version_name,
+    prune,
+    write_version,
+)
 from .vectors import VectorIndex, choose_kind
 
 log = logging.getLogger("jn_qa")
@@ -37,6 +48,9 @@ class Encoder(Protocol):
     def file_hash(self) -> str: ...
     @property
     def dim(self) -> int: ...
+    @property
+    def requested(self) -> str: ...  # the encoder backend asked for (encoders.BACKENDS)
+    def encoder_record(self) -> dict[str, str]: ...
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
     def encode_passages(
         self,
@@ -118,8 +132,8 @@ def passage_key(text: str, spans: list[tuple[int, int]]) -> bytes:
     return h.digest()
 
 
-def _previous(layout: Layout, model_hash: str) -> tuple[IndexVersion | None, str]:
-    """The current version if its vectors can be reused (same model), else (None, why not)."""
+def _previous(layout: Layout, model_hash: str, precision: str = "fp32") -> tuple[IndexVersion | None, str]:
+    """The current version if its vectors can be reused (same model, same encoder precision), else (None, why not)."""
     name = layout.current_name()
     if name is None:
         return None, "no previous index"
@@ -127,6 +141,8 @@ def _previous(layout: Layout, model_hash: str) -> tuple[IndexVersion | None, str
         manifest = load_manifest(layout.version(name))
         if manifest.model.hash != model_hash:
             return None, "model changed"
+        if encoder_precision(manifest) != precision:
+            return None, "encoder precision changed"
         return IndexVersion.open(layout.version(name), verify=True), ""
     except IndexUnavailable as e:
         return None, f"previous index unusable ({e.message})"
@@ -144,10 +160,16 @@ class BuildPlan:
 
 
 def plan(
-    layout: Layout, settings: Settings, entries: list[ingest.Entry], skipped: list[str], model_hash: str, full: bool
+    layout: Layout,
+    settings: Settings,
+    entries: list[ingest.Entry],
+    skipped: list[str],
+    model_hash: str,
+    full: bool,
+    precision: str = "fp32",
 ) -> BuildPlan:
     """Compare the corpus with the current version: what is added, changed, removed, and what can be reused."""
-    prev, why = (None, "--full requested") if full else _previous(layout, model_hash)
+    prev, why = (None, "--full requested") if full else _previous(layout, model_hash, precision)
     prev_fp = dict(prev.manifest.sources) if prev else {}
     if full and layout.current_name():
         try:
@@ -202,7 +224,8 @@ def build(
         raise BuildError(f"the corpus {settings.corpus} has no sources (.txt, .md, .html, .pdf or corpus.jsonl)")
     with layout.lock():
         layout.clean_leftovers()
-        the_plan = plan(layout, settings, entries, skipped, embedder.file_hash, full)
+        precision = encoders.PRECISION[embedder.requested]
+        the_plan = plan(layout, settings, entries, skipped, embedder.file_hash, full, precision)
         report = the_plan.report
         if the_plan.up_to_date and the_plan.prev is not None:
             report.passages_total = report.passages_reused = the_plan.prev.size
@@ -214,7 +237,8 @@ def build(
         stage("started", staging)
         data = _assemble(entries, the_plan.prev, the_plan.same_text, settings, embedder, progress, report)
         stage("embedded", staging)
-        data.manifest = _manifest_fields(settings, embedder, data)
+        reused = None if report.passages_embedded or the_plan.prev is None else the_plan.prev.manifest
+        data.manifest = _manifest_fields(settings, embedder, data, reused)
         manifest = publish(layout, staging, data, embedder, stage, text_probe=report.passages_embedded > 0)
         try:
             prune(layout, settings.keep_versions)
@@ -229,10 +253,14 @@ def build(
         return report
 
 
-def _manifest_fields(settings: Settings, embedder: Encoder, data: VersionData) -> dict[str, Any]:
-    """What the build records about itself in the manifest (write_version adds counts and checksums)."""
+def _manifest_fields(
+    settings: Settings, embedder: Encoder, data: VersionData, reused: Manifest | None = None
+) -> dict[str, Any]:
+    """What the build records about itself in the manifest (write_version adds counts and checksums). A build
+    that embedded nothing keeps the encoder record of the version its vectors came from (`reused`)."""
     return {
         "model": {"name": embedder.name, "hash": embedder.file_hash, "dim": int(data.vectors.shape[1])},
+        "encoder": embedder.encoder_record() if reused is None else encoder_of(reused),
         "chunking": chunk_settings(settings),
         "index_type": data.dense.kind,
         "index_type_setting": settings.index_type,

@@ -72,7 +72,7 @@ def build(
         chunk_overlap=chunk_overlap,
         index_type=index_type,
     )
-    report = run_build(s, Embedder(s.model), full=full, progress=sys.stderr.isatty() and not as_json)
+    report = run_build(s, Embedder.for_use(s, "build"), full=full, progress=sys.stderr.isatty() and not as_json)
     for line in report.skipped:
         typer.echo(f"warning: skipped {line}", err=True)
     if as_json:

@@ -16,6 +16,7 @@ from .errors import ConfigError
 
 ENV_PREFIX = "JNQA_"
 MAX_K = 100  # the most passages one answer may hold
+ENCODERS = ("auto", "torch", "onnx", "onnx-int8", "openvino")  # encoder backends (encoders.py)
 INDEX_KINDS = ("flat", "hnsw", "ivf-sq8", "ivf-pq")  # FAISS index kinds (vectors.py); "auto" chooses by size
 
 
@@ -41,6 +42,11 @@ class Settings:
     reranker: str = _setting(
         "",
         "The reader that re-ranks, marks and scores answers: empty for jn-qa's own (shipped), a local CrossEncoder folder, or 'off'.",
+    )
+    encoder: str = _setting(
+        "auto",
+        "Encoder backend: auto (measured per use: onnx for queries and the reader, openvino for builds), "
+        "torch, onnx, onnx-int8 or openvino; one that cannot load falls back to torch with a notice.",
     )
     rewrite: bool = _setting(True, "Correct typos and spell out the corpus's acronyms before searching (shown as 'searched for').")
     reader_top: int = _setting(3, "Candidates whose likeliest sentences the reader reads (3: chosen by hit@1, docs/reader.md).")
@@ -93,6 +99,8 @@ class Settings:
             raise ConfigError(f"k must be between 1 and {MAX_K}")
         if not 0.0 <= self.threshold <= 1.0:
             raise ConfigError("threshold must be between 0 and 1")
+        if self.encoder.strip().lower() not in ENCODERS:
+            raise ConfigError(f"encoder must be one of {', '.join(ENCODERS)}")
         if self.index_type not in ("auto", *INDEX_KINDS):
             raise ConfigError(f"index_type must be one of {', '.join(('auto', *INDEX_KINDS))}")
         if (

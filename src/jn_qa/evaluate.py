@@ -426,7 +426,7 @@ def beir_index(settings: Settings, folder: Path, index: Path | None = None) -> P
         shutil.copyfile(corpus_file, tmp)
         tmp.replace(copy)
     target = index or home / "index"
-    build(settings.replace(corpus=corpus, index=target), Embedder(settings.model))
+    build(settings.replace(corpus=corpus, index=target), Embedder.for_use(settings, "build"))
     return target
 
 

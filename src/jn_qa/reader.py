@@ -111,27 +111,30 @@ class Reader:
     concurrent passes only compete for them.
     """
 
-    def __init__(self, folder: Path, shipped: bool = False, threads: int = 1, model: Any = None) -> None:
+    def __init__(
+        self, folder: Path, shipped: bool = False, threads: int = 1, model: Any = None, encoder: str = "auto"
+    ) -> None:
         self.source = folder
         self.shipped = shipped
         self.threads = threads
+        self.encoder = encoder  # the backend of its forward pass (encoders.choose(encoder, "reader"))
         self._model = model
         self._lock = threading.Lock()
 
     @classmethod
-    def from_setting(cls, value: str, threads: int = 1) -> Reader | None:
+    def from_setting(cls, value: str, threads: int = 1, encoder: str = "auto") -> Reader | None:
         """'' -> the shipped reader; 'off' -> None; else a local CrossEncoder folder."""
         v = value.strip()
         if v.lower() in OFF:
             return None
         if not v:
-            return cls(bundled_folder(), shipped=True, threads=threads)
+            return cls(bundled_folder(), shipped=True, threads=threads, encoder=encoder)
         folder = Path(v).expanduser()
         if not (folder / "config.json").is_file():
             raise ConfigError(
                 f"reranker {value!r} is not a local model folder (no config.json); use 'off' to disable it"
             )
-        return cls(folder, threads=threads)
+        return cls(folder, threads=threads, encoder=encoder)
 
     @cached_property
     def folder(self) -> Path:
@@ -147,15 +150,21 @@ class Reader:
     def model(self) -> Any:
         with self._lock:
             if self._model is None:
-                from .embedding import offline
+                import torch
 
-                offline()
-                from sentence_transformers import CrossEncoder
+                from .encoders import cross_encoder
 
-                self._model = CrossEncoder(
-                    str(self.folder), device="cpu", local_files_only=True, max_length=MAX_LENGTH
-                ).eval()
+                fast = cross_encoder(self.folder, self.encoder, self.threads)
+                fast.model.activation_fn = torch.nn.Identity()  # logits: they add up linearly with other scores
+                if hasattr(fast.model, "max_length"):
+                    fast.model.max_length = MAX_LENGTH
+                self._model = fast
         return self._model
+
+    @property
+    def backend(self) -> str:
+        """The backend its forward pass runs on (after loading)."""
+        return str(getattr(self.model, "backend", "torch"))
 
     def score(self, question: str, sentences: Sequence[str]) -> np.ndarray:
         """Logits (higher: more likely to answer), one per sentence; no activation, so they add up linearly."""
@@ -165,20 +174,9 @@ class Reader:
         from .embedding import torch_threads
 
         with self._lock, torch_threads(self.threads):
-            out = model.predict(
-                [(question, s) for s in sentences],
-                batch_size=max(1, len(sentences)),
-                activation_fn=_identity(),
-                show_progress_bar=False,
-                convert_to_numpy=True,
-            )
+            out = model.predict([(question, s) for s in sentences], batch_size=max(1, len(sentences)))
         return np.asarray(out, dtype=np.float64).reshape(-1)
 
-
-def _identity() -> Any:
-    import torch
-
-    return torch.nn.Identity()
 
 
 # ---------------------------------------------------------------- the ranking stage

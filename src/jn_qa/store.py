@@ -35,6 +35,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .config import ENCODERS
 from .errors import Busy, IndexUnavailable, ModelMismatch, NotFound
 from .files import clear_stale_temps, file_sha256, fsync_dir, write_atomic
 from .lexical import Lexical
@@ -473,7 +474,13 @@ def load_manifest(folder: Path) -> Manifest:
 
 
 def check_model(manifest: Manifest, model_name: str, model_hash: str) -> None:
-    """Refuse an index whose vectors came from another model: their scores would be meaningless."""
+    """Refuse an index whose vectors came from another model: their scores would be meaningless.
+
+    The rule for encoder backends: what must match is the model's source weights (their hash). Any backend
+    run from those weights (torch, onnx, onnx-int8, openvino) may encode queries for an index whose
+    passages any of them encoded (docs/benchmarks.md, Encoder backends: the dev gold figures are the same
+    for fp32 backends). An index recording a backend or precision this version does not know is refused.
+    """
     built = manifest.model
     if built.hash != model_hash:
         raise ModelMismatch(
@@ -481,6 +488,24 @@ def check_model(manifest: Manifest, model_name: str, model_hash: str) -> None:
             f"but the configured model is {model_name!r} (weights {model_hash[:12]}); "
             f"rebuild with 'jn-qa build --full' or set JNQA_MODEL={built.name or None}"
         )
+    encoder = encoder_of(manifest)
+    if encoder.get("backend") not in ENCODERS[1:] or encoder.get("precision") not in ("fp32", "int8"):
+        raise ModelMismatch(
+            f"the index was built with encoder backend {encoder.get('backend')!r} "
+            f"({encoder.get('precision')!r}), which this version cannot serve; rebuild with 'jn-qa build --full'"
+        )
+
+
+def encoder_of(manifest: Manifest) -> dict[str, Any]:
+    """The manifest's encoder record; an index from before backends existed was encoded by torch."""
+    recorded = manifest.raw.get("encoder")
+    if isinstance(recorded, dict):
+        return dict(recorded)
+    return {"backend": "torch", "precision": "fp32", "hash": manifest.model.hash, "kernel": ""}
+
+
+def encoder_precision(manifest: Manifest) -> str:
+    return str(encoder_of(manifest).get("precision"))
 
 
 # ---------------------------------------------------------------- reading
