@@ -135,7 +135,7 @@ def serve(
 
 @app.command()
 def add(
-    paths: Annotated[list[Path], typer.Argument(help="Files to add: .txt, .md, .html or .pdf.", show_default=False)],
+    paths: Annotated[list[Path], typer.Argument(help="Files to add: .txt, .md, .html, .pdf or .docx.", show_default=False)],
     corpus: CorpusOpt = None,
     title: Annotated[str | None, typer.Option(help="Title (overrides what the file states).")] = None,
     author: Annotated[str | None, typer.Option(help="Author(s).")] = None,

@@ -152,7 +152,7 @@ def slug(name: str) -> str:
 def kind_of(name: str) -> str:
     kind = ingest.SUFFIXES.get(Path(re.split(r"[\\/]", name)[-1]).suffix.lower())
     if kind is None:
-        raise UnsupportedSource(f"{name}: unsupported type; use .txt, .md, .html or .pdf")
+        raise UnsupportedSource(f"{name}: unsupported type; use .txt, .md, .html, .pdf or .docx")
     return kind
 
 
@@ -166,6 +166,8 @@ def check(item: Incoming, overrides: Mapping[str, str], max_bytes: int) -> tuple
     extracted = ingest.extract(item.data, kind, item.name)
     source = ingest.source_from("check", extracted, item.data, item.name, dict(overrides))
     fields = {k: v for k, v in {**extracted.stated, **overrides}.items() if k in META_FIELDS and v}
+    if extracted.note:
+        fields["note"] = extracted.note
     return kind, fields, source.meta.title, source.content_hash
 
 
@@ -230,10 +232,10 @@ def add_items(
             source_id = _unique(slug(item.name), taken)
             file_name = f"{source_id}.{kind}"
             try:
-                if fields:
-                    sidecar = json.dumps({k: fields.get(k) for k in META_FIELDS}, ensure_ascii=False, indent=2) + "\n"
-                    written.append(corpus / f"{source_id}{ingest.SIDECAR}")
-                    write_atomic(written[-1], sidecar.encode("utf-8"))
+                record = {k: fields.get(k) for k in (*META_FIELDS, *(["note"] if "note" in fields else []))}
+                sidecar = json.dumps(record, ensure_ascii=False, indent=2) + "\n"  # every format gets one
+                written.append(corpus / f"{source_id}{ingest.SIDECAR}")
+                write_atomic(written[-1], sidecar.encode("utf-8"))
                 written.append(corpus / file_name)
                 write_atomic(written[-1], item.data)
             except OSError as e:  # a full disk, say: undo this command's writes, so nothing is half-added
