@@ -80,6 +80,7 @@ def _heading_level(style: Any) -> int:
 
 
 def _table(table: Any) -> Iterator[Block]:
+    rows: list[str] = []
     for row in table.rows:
         cells: list[str] = []
         for cell in row.cells:
@@ -87,7 +88,9 @@ def _table(table: Any) -> Iterator[Block]:
             if text and (not cells or cells[-1] != text):  # a merged cell repeats across the columns it spans
                 cells.append(text)
         if cells:
-            yield Block(" | ".join(cells), "table")
+            rows.append(" | ".join(cells))
+    if rows:
+        yield Block("\n".join(rows), "table")
 
 
 def _merge_code(blocks: list[Block]) -> Iterator[Block]:

@@ -29,9 +29,14 @@ _FURNITURE = re.compile(
 _BLOCK_TAGS = {
     "p", "div", "section", "article", "main", "header", "ul", "ol", "dl", "li", "dt", "dd", "blockquote", "figure",
     "figcaption", "address", "center", "hr", "table", "thead", "tbody", "tfoot", "caption", "details", "summary",
+    "tr", "td", "th",
     "body", "html",
 }  # fmt: skip
 _HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
+# A table that holds paragraphs, headings or other tables lays out a page; only a table of data is a table.
+_LAYOUT_TABLE = ".//p | .//div | .//pre | .//ul | .//ol | .//table | .//blockquote | " + " | ".join(
+    f".//{h}" for h in sorted(_HEADINGS)
+)
 _WS = re.compile(r"\s+")
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>", re.I)
 _BR = "\u2028"  # stands for <br> inside collected text until the block is flushed
@@ -120,12 +125,15 @@ class _Walker:
             code = el.text_content().strip("\n")
             if code.strip():
                 self.out.append(Block(code, "code"))
-        elif tag == "tr":
+        elif tag == "table" and not el.xpath(_LAYOUT_TABLE):
             self._boundary()
-            cells = [_WS.sub(" ", c.text_content()).strip() for c in el if isinstance(c.tag, str)]
-            row = " | ".join(c for c in cells if c)
-            if row:
-                self.out.append(Block(row, "table"))
+            rows = []
+            for tr in el.iter("tr"):
+                cells = [_WS.sub(" ", c.text_content()).strip() for c in tr if isinstance(c.tag, str)]
+                if row := " | ".join(c for c in cells if c):
+                    rows.append(row)
+            if rows:
+                self.out.append(Block("\n".join(rows), "table"))
         elif tag == "br":
             self.buf.append(_BR)
         elif tag in _BLOCK_TAGS or tag == "":

@@ -208,12 +208,28 @@ def layout_headings(lines: Sequence[Line]) -> dict[int, int]:
         larger = ln.size >= body * _HEADING_RATIO and (numbered or ln.text[-1] not in ".,;")
         if larger or (ln.bold and numbered and ln.size >= body):
             picked[i] = ln.size
+    while True:  # dropping one line can leave the line above it leading nowhere
+        kept = {i: size for i, size in picked.items() if _leads(lines, i, picked, body)}
+        if len(kept) == len(picked):
+            break
+        picked = kept
     ranks = {size: rank for rank, size in enumerate(sorted(set(picked.values()), reverse=True), 1)}
     out: dict[int, int] = {}
     for i, size in picked.items():
         m = re.match(r"^(\d+(?:\.\d+)*)\.?\s", lines[i].text)
         out[i] = min(6, m.group(1).count(".") + 1 if m else ranks[size])
     return out
+
+
+def _leads(lines: Sequence[Line], i: int, picked: dict[int, float], body: float) -> bool:
+    """A heading introduces something: body text, or a heading under it. Title-page lines (authors,
+    affiliations) are set large too but are followed by more such lines."""
+    if i + 1 >= len(lines):
+        return True
+    nxt = lines[i + 1]
+    if i + 1 not in picked:
+        return nxt.size <= body * 1.05
+    return nxt.size < lines[i].size or bool(_NUMBERED.match(lines[i].text))
 
 
 # ---------------------------------------------------------------- blocks
