@@ -26,6 +26,8 @@ _FURNITURE = re.compile(
     r"^(?:nav|navbar|navheader|navfooter|navigation|menu|breadcrumbs?|sidebar|footer|cookies?|consent|share|sharing|"
     r"social|subscribe|newsletter|related|advert|advertisement|ads?|promo|skip|skiplink|comments?|banner|masthead)$"
 )
+_NOTE = re.compile(r"^(?:footnotes?|endnotes?|notes?|footnote-list)$")  # an <aside> of footnotes is content
+_ANCHOR_MARKS = {"¶", "§", "#", "🔗", "\u2693"}
 _BLOCK_TAGS = {
     "p", "div", "section", "article", "main", "header", "ul", "ol", "dl", "li", "dt", "dd", "blockquote", "figure",
     "figcaption", "address", "center", "hr", "table", "thead", "tbody", "tfoot", "caption", "details", "summary",
@@ -74,8 +76,11 @@ def _drop_furniture(body: etree._Element) -> None:
         hidden = el.get("hidden") is not None or el.get("aria-hidden") == "true"
         hidden = hidden or bool(re.search(r"display\s*:\s*none|visibility\s*:\s*hidden", el.get("style") or "", re.I))
         furniture = any(_FURNITURE.match(w) for w in _words(el.get("class")) + _words(el.get("id")))
-        if tag in _DROP_TAGS or role in _DROP_ROLES or hidden:
+        note = tag == "aside" and (role.startswith("doc-") or any(_NOTE.match(w) for w in _words(el.get("class"))))
+        if (tag in _DROP_TAGS and not note) or role in _DROP_ROLES or hidden:
             doomed.append(el)
+        elif tag == "a" and el.text_content().strip() in _ANCHOR_MARKS:
+            doomed.append(el)  # the "¶" a page puts after each heading to link to it
         elif furniture and tag not in ("body", "main", "article") and _text_len(el) < 0.5 * total:
             doomed.append(el)  # never the element that holds most of the page
     for el in doomed:
