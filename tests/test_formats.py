@@ -256,3 +256,48 @@ def test_unreadable_files_are_refused_with_one_line(name: str, data: bytes, mess
 
     with pytest.raises(UnsupportedSource, match=message):
         ingest.make_source("bad", data, ingest.SUFFIXES[Path(name).suffix], name)
+
+
+def test_sources_check_reports_what_was_read_and_warns(tmp_path: Path) -> None:
+    from jn_qa.sourcecheck import check_source
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    tiny = "A note of more than fifteen words, so that its one line is prose and not taken for a title."
+    (folder / "tiny.txt").write_text(tiny + "\n", encoding="utf-8")
+    (folder / "spec.pdf").write_bytes(SPEC.read_bytes())
+    (folder / "zlib.html").write_bytes(HOWTO.read_bytes())
+    (folder / "zlib.meta.json").write_text(json.dumps({"published": "2005-12-11"}), encoding="utf-8")
+    entries, _ = ingest.scan(folder)
+    checks = {
+        c.id: c
+        for c in (
+            check_source(s, e.kind, e.path.stat().st_size) for e, s in zip(entries, ingest.load(entries), strict=True)
+        )
+    }
+    zlib = checks["zlib"]
+    assert (zlib.headings, zlib.warnings) == (1, ())
+    assert "published" in zlib.filled and "author" in zlib.missing and zlib.chars > 20_000
+    assert checks["tiny"].warnings[0].startswith("very short text") and "no headings" in checks["tiny"].warnings
+    spec = checks["spec"]
+    assert spec.warnings == ("no date",) and (spec.pages, spec.headings) == (17, 24)
+    source = next(s for s in ingest.load(entries) if s.id == "spec")
+    scanned = check_source(source, "pdf", 20_000_000)  # the same text from a file of page images
+    assert scanned.warnings[0].startswith("very short text for the file size")
+
+
+def test_sources_check_command(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from jn_qa.cli import app
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "zlib.html").write_bytes(HOWTO.read_bytes())
+    result = CliRunner().invoke(app, ["sources", "--check", "--corpus", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert "kept       24," in result.output and "1 heading\n" in result.output
+    assert "warning    no date" in result.output and result.output.rstrip().endswith("1 sources, 1 with warnings")
+    result = CliRunner().invoke(app, ["sources", "--check", "--json", "--corpus", str(folder)])
+    (row,) = json.loads(result.output)
+    assert row["id"] == "zlib" and row["kind"] == "html" and row["warnings"] == ["no date"]

@@ -145,9 +145,10 @@ def _extract_pdf(data: bytes, name: str) -> Extracted:
     except PermissionError:
         raise UnsupportedSource(f"{name}: the PDF is encrypted; save an unprotected copy first") from None
     except Exception as e:
-        if type(e).__name__ in ("FileNotDecryptedError", "PDFPasswordIncorrect", "PdfminerException"):
+        cause = e.args[0] if type(e).__name__ == "PdfminerException" and e.args else e  # pdfplumber wraps pdfminer's
+        if type(cause).__name__ in ("FileNotDecryptedError", "PDFPasswordIncorrect", "PDFEncryptionError"):
             raise UnsupportedSource(f"{name}: the PDF is encrypted; save an unprotected copy first") from None
-        raise UnsupportedSource(f"{name}: the PDF could not be read ({type(e).__name__})") from None
+        raise UnsupportedSource(f"{name}: the PDF could not be read ({type(cause).__name__})") from None
     if not any(b.text.strip() for b in ex.blocks):
         raise UnsupportedSource(f"{name}: the PDF has no extractable text (scanned images need OCR first)")
     return _from_blocks(ex)
