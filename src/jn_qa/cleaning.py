@@ -78,6 +78,21 @@ def unwrap_inline(line: str, markdown: bool) -> str:
     return strip_link_labels(_ESCAPE.sub(r"\1", line))
 
 
+_MD_FENCE = re.compile(r"^(?:```|~~~)")
+_MD_CODE_SPAN = re.compile(r"(`+)(?=\S)(.+?)(?<=\S)\1")
+_MD_STRONG = re.compile(r"(?<![\w*])(\*\*|__)(?=\S)(.+?)(?<=\S)\1(?![\w*])")
+_MD_EM = re.compile(r"(?<![\w*])([*_])(?=[^\s*_])(.+?)(?<=[^\s*_])\1(?![\w*])")
+_MD_QUOTE = re.compile(r"^(?:>\s?)+")
+
+
+def strip_emphasis(line: str) -> str:
+    """Markdown's inline marks (`code`, **strong**, *emphasis*, > quote) around the words, not the words."""
+    line = _MD_QUOTE.sub("", line)
+    line = _MD_CODE_SPAN.sub(r"\2", line)
+    line = _MD_STRONG.sub(r"\2", line)
+    return _MD_EM.sub(r"\2", line)
+
+
 def strip_link_labels(line: str) -> str:
     """Drop the "(PDF)"-style file-type labels pages print after links; they are not the author's words."""
     return _LINK_LABEL.sub("", line)
@@ -130,7 +145,15 @@ def clean_text(raw: str, *, markdown: bool = False, detect_headings: bool = True
     for page, chunk in enumerate(raw.split(PAGE_BREAK)):
         if page:
             lines.append(_Line("", page_marks=[(0, page)]))  # zero-width marker, merged below
+        fence = ""
         for line in normalize(chunk).split("\n"):
+            if markdown and (fence or _MD_FENCE.match(line)):  # a fenced code block: its lines, as they are
+                if _MD_FENCE.match(line) and (not fence or line.startswith(fence)):
+                    fence = "" if fence else line[:3]
+                    lines.append(None)
+                else:
+                    lines.append(_Line(line, verbatim=True) if line else None)
+                continue
             if not line:
                 lines.append(None)
                 continue
@@ -138,6 +161,8 @@ def clean_text(raw: str, *, markdown: bool = False, detect_headings: bool = True
             if markdown and (m := _MD_HEADING.match(line)):
                 line, heading = m.group(1), True
             line = _GLUED_SUBSCRIBE.sub("", unwrap_inline(line, markdown)).strip()
+            if markdown:
+                line = strip_emphasis(line)
             lines.append(_text_line(line, heading))
     lines = _tidy(lines)
     if detect_headings and not markdown:
@@ -263,7 +288,7 @@ def _drop_repeats(lines: list[_Line | None]) -> list[_Line | None]:
     seen: set[str] = set()
     drop: set[int] = set()
     previous: str | None = None
-    for i, (ln, f) in enumerate(zip(real, folded)):
+    for ln, f in zip(real, folded, strict=True):
         words = len(f.split())
         if (
             f == previous
