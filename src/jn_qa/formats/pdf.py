@@ -66,7 +66,7 @@ def extract(data: bytes) -> Extraction:
     lines = read_lines(data)
     outline = outline_entries(reader)
     headings = match_outline(lines, outline) if outline else {}
-    if len(headings) < len(outline) / 2:  # no outline, or one whose titles the text does not show
+    if not headings or len(headings) < len(outline) / 2:  # no outline, or one the text does not show
         headings = layout_headings(lines)
     return Extraction(tuple(_blocks(lines, headings)), stated, found)
 
