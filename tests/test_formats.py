@@ -72,7 +72,8 @@ def test_html_heading_levels_and_boilerplate_classes() -> None:
         "<div id='content'><h1>Main title</h1><p>First paragraph of the article, which is long enough.</p>"
         "<h3>A sub-section</h3><ul><li>One item of a list</li><li>Another item</li></ul>"
         "<table><tr><th>Year</th><th>Event</th></tr><tr><td>2014</td><td>IPCP agreed</td></tr></table>"
-        "<pre>int main(void)\n{\n    return 0;\n}</pre><p>Text <code>inline()</code> goes on.</p></div>"
+        "<pre>int main(void)\n{\n    return 0;\n}</pre><p>Text <code>inline()</code> goes on.</p>"
+        "<address>Example Review<br>1 Main Street</address></div>"
         "<div class='cookie-banner'>We use cookies.</div></body></html>"
     )
     ex = html_format.extract(markup)
@@ -81,6 +82,7 @@ def test_html_heading_levels_and_boilerplate_classes() -> None:
     assert "Home" not in doc.text and "cookies" not in doc.text
     assert "One item of a list\n" in doc.text and "Year | Event\n2014 | IPCP agreed" in doc.text
     assert "int main(void)\n{\nreturn 0;\n}" in doc.text and "Text inline() goes on." in doc.text
+    assert "Example Review\n1 Main Street" in doc.text  # a <br> ends a line
 
 
 def test_html_title_without_the_site_suffix() -> None:

@@ -41,7 +41,7 @@ _LAYOUT_TABLE = ".//p | .//div | .//pre | .//ul | .//ol | .//table | .//blockquo
 )
 _WS = re.compile(r"\s+")
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>", re.I)
-_BR = "\u2028"  # stands for <br> inside collected text until the block is flushed
+_BR = "\ue000"  # stands for <br> inside collected text until the block is flushed (not whitespace to re)
 
 
 def extract(markup: str) -> Extraction:
