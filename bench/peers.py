@@ -86,7 +86,7 @@ def passages_file(index: Path, name: str) -> Path:
         tmp = path.with_suffix(".tmp")
         with tmp.open("w", encoding="utf-8") as f:
             for i in range(version.size):
-                src = version.meta[int(version.passages[i, 0])].id
+                src = version.meta[version.row(i).source].id
                 f.write(
                     json.dumps({"id": i, "source": src, "text": version.passage_text(i)}, ensure_ascii=False) + "\n"
                 )
@@ -218,7 +218,7 @@ class JnQa(System):
 
     def search(self, corpus: str, q: str, k: int) -> list[int]:
         got = self.indexes[corpus].state.searcher.retrieve(q)
-        return [int(i) for i in got.candidates.ids[got.order][:k]]
+        return [int(i) for i in got.ranked_ids()[:k]]
 
     def latency(self, corpus: str, q: str, k: int) -> None:
         """The product's whole answer: retrieval, ranking and composition (highlights, confidence, citations)."""

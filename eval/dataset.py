@@ -65,7 +65,7 @@ def gold_queries(searcher: Searcher, items: list[evaluate.GoldItem], group: str)
         labels = np.zeros(len(got.candidates.ids))
         if it.answerable:
             for j, pid in enumerate(got.candidates.ids):
-                src = v.meta[int(v.passages[int(pid), 0])].id
+                src = v.meta[v.row(int(pid)).source].id
                 if evaluate.first_hit([(src, v.passage_text(int(pid)))], it.evidence):
                     labels[j] = 1
         out.append(Query(it.id, it.question, group, it.answerable, got, labels, item=it))
@@ -78,7 +78,7 @@ def beir_queries(searcher: Searcher, folder: Path, split: str = "train", limit: 
     qids = list(queries)[:limit]
     vecs = query_vectors(searcher.embedder, [queries[q] for q in qids])
     source_ids = np.array([m.id for m in v.meta])
-    source_of = np.asarray(v.passages[:, 0], dtype=np.int64)
+    source_of = v.passages.source
     out = []
     for qid, qv in zip(qids, vecs):
         got = searcher.retrieve(queries[qid], vector=qv)

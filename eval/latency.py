@@ -22,7 +22,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dataset  # noqa: E402
 from jn_qa.config import Settings  # noqa: E402
 from jn_qa.engine import Engine  # noqa: E402
-from jn_qa.lexical import term_rows  # noqa: E402
 from jn_qa.store import open_current  # noqa: E402
 
 
@@ -66,8 +65,8 @@ def main() -> int:
         spans = [
             [(s.start - v.passage(p).start, s.end - v.passage(p).start) for s in v.passage(p).sentences] for p in pids
         ]
-        titles = sorted({v.meta[int(v.passages[p, 0])].title for p in pids})
-        sentences = [v.text(int(v.passages[p, 0]))[s.start : s.end] for p in pids for s in v.passage(p).sentences]
+        titles = sorted({v.meta[v.row(p).source].title for p in pids})
+        sentences = [v.text(v.row(p).source)[s.start : s.end] for p in pids for s in v.passage(p).sentences]
         for _ in range(2):
             t = time.perf_counter()
             engine.embedder.encode_passages(texts, spans)
@@ -76,7 +75,7 @@ def main() -> int:
             engine.embedder.encode_queries(titles)
             t_title = time.perf_counter() - t
             t = time.perf_counter()
-            term_rows(sentences, v.lexical.retriever.vocab_dict)
+            v.lexical.term_rows(sentences)
             t_terms = time.perf_counter() - t
         print(
             f"build extras for {len(pids)} passages: encode {t_pass:.2f} s, {len(titles)} titles {t_title:.2f} s, "

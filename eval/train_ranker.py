@@ -30,7 +30,7 @@ import listwise  # noqa: E402
 from jn_qa import evaluate  # noqa: E402
 from jn_qa.abstention import ANSWER_FEATURES, Abstention  # noqa: E402
 from jn_qa.answer import compose, top_features  # noqa: E402
-from jn_qa.ranking import FEATURES, LinearModel, standardise  # noqa: E402
+from jn_qa.ranking import FEATURES, LinearModel, LinearRanker, RankInput, standardise  # noqa: E402
 from jn_qa.search import Searcher  # noqa: E402
 
 MODEL_JSON = dataset.ROOT / "src" / "jn_qa" / "model.json"
@@ -39,11 +39,11 @@ K = 5
 
 def rescored(searcher: Searcher, q: dataset.Query, model: LinearModel) -> dataset.Retrieved:
     got = q.retrieved
-    scores = model.score(got.candidates.features)
-    order = np.argsort(-scores, kind="stable")
+    ranking = LinearRanker(model).rank(RankInput(got.query, got.candidates, searcher.version.passage_text), None)
+    order = ranking.order
     top_source = int(searcher.source_of[int(got.candidates.ids[order[0]])]) if len(order) else 0
     missing = searcher.specifics_missing(got.query, top_source) if len(order) else 0.0
-    return dataclasses.replace(got, scores=scores, order=order, ranker=model, specifics_missing=missing)
+    return dataclasses.replace(got, ranking=ranking, specifics_missing=missing)
 
 
 def gold_outcome(searcher: Searcher, q: dataset.Query, model: LinearModel) -> tuple[int | None, np.ndarray]:

@@ -7,20 +7,48 @@ import pytest
 
 from _quality_fixtures import real_embedder, seed_engine, small_engine  # noqa: F401  (fixtures)
 from jn_qa.errors import InvalidInput
-from jn_qa.lexical import term_rows, tokenize
-from jn_qa.ranking import FEATURES, LinearModel, standardise
-from jn_qa.search import _ranges, _rank_in, clean_query, sentence_terms
+from jn_qa.lexical import Lexical, tokenize
+from jn_qa.ranking import BASELINES, FEATURES, LinearModel, LinearRanker, Pool, standardise
+from jn_qa.search import clean_query, rank_positions, sentence_terms
+from jn_qa.store import Csr, concat_ranges
 
 
-def test_ranges_concatenates_aranges() -> None:
-    got = _ranges(np.array([5, 0, 9]), np.array([2, 0, 3]))
+def test_concat_ranges_concatenates_aranges() -> None:
+    got = concat_ranges(np.array([5, 0, 9]), np.array([2, 0, 3]))
     assert got.tolist() == [5, 6, 9, 10, 11]
 
 
-def test_rank_in_finds_positions_and_marks_absent() -> None:
+def test_csr_rows_and_gather() -> None:
+    csr = Csr(np.array([0, 2, 2, 5]), np.array([10, 11, 20, 21, 22]))
+    assert len(csr) == 3 and csr.row(0).tolist() == [10, 11] and csr.row(1).tolist() == []
+    assert csr.span(2) == range(2, 5)
+    positions, counts = csr.gather(np.array([2, 1, 0]))
+    assert csr.values[positions].tolist() == [20, 21, 22, 10, 11] and counts.tolist() == [3, 0, 2]
+
+
+def test_rank_positions_finds_positions_and_marks_absent() -> None:
     ranked = np.array([40, 7, 13])
-    assert _rank_in(np.array([13, 99, 40, 7]), ranked).tolist() == [2, -1, 0, 1]
-    assert _rank_in(np.array([1, 2]), np.array([], dtype=np.int64)).tolist() == [-1, -1]
+    assert rank_positions(np.array([13, 99, 40, 7]), ranked).tolist() == [2, -1, 0, 1]
+    assert rank_positions(np.array([1, 2]), np.array([], dtype=np.int64)).tolist() == [-1, -1]
+
+
+def test_lexical_idf_is_the_one_its_scores_use() -> None:
+    """BM25 (Lucene variant, as bm25s writes it: no (k1 + 1) factor) recomputed from the interface's own IDF
+    equals the index's scores: coverage, weighted by that IDF, cannot drift from the scores."""
+    docs = [["tokyo", "nato"], ["tokyo", "summit", "summit"], ["brussels"], ["nato", "nato", "nato", "summit"]]
+    lex = Lexical.build(docs)
+    avgdl = sum(map(len, docs)) / len(docs)
+    for term in ("tokyo", "nato", "summit", "brussels"):
+        tid = lex.term_id(term)
+        assert tid is not None and lex.postings(tid).tolist() == [i for i, d in enumerate(docs) if term in d]
+        want = [
+            lex.idf[tid] * d.count(term) / (d.count(term) + lex.k1 * (1 - 0.75 + 0.75 * len(d) / avgdl)) for d in docs
+        ]
+        assert lex.scores([term]) == pytest.approx(want, rel=1e-5)
+    qt = lex.query_terms(["tokyo", "atlantis", "tokyo"])
+    assert qt.ids.tolist() == [lex.term_id("tokyo")]
+    assert qt.total == pytest.approx(lex.idf[lex.term_id("tokyo")] + lex.idf_unknown)
+    assert lex.idf_unknown > lex.idf.max()
 
 
 def test_standardise_gives_zscores_and_zero_for_constant_columns() -> None:
@@ -51,18 +79,15 @@ def test_clean_query_rejects_empty_and_overlong() -> None:
 
 def test_stored_sentence_terms_match_the_texts(small_engine) -> None:  # noqa: F811
     version = small_engine.state.version
-    vocab = version.lexical.retriever.vocab_dict
     assert version.sentence_terms is not None
-    ptr, ids = (np.asarray(a) for a in version.sentence_terms)
-    spans = np.asarray(version.sentences)
-    passages = np.asarray(version.passages)
     texts = [
-        version.text(int(passages[p, 0]))[int(a) : int(b)]
+        version.text(version.row(p).source)[int(a) : int(b)]
         for p in range(version.size)
-        for a, b in spans[int(version.sentence_ptr[p]) : int(version.sentence_ptr[p + 1])]
+        for a, b in version.sentences.row(p)
     ]
-    want_ptr, want_ids = term_rows(texts, vocab)
-    assert ptr.tolist() == want_ptr.tolist() and ids.tolist() == want_ids.tolist()
+    want_ptr, want_ids = version.lexical.term_rows(texts)
+    stored = version.sentence_terms
+    assert stored.ptr.tolist() == want_ptr.tolist() and stored.values.tolist() == want_ids.tolist()
     assert version.title_vectors is not None and len(version.title_vectors) == len(version.meta)
 
 
@@ -71,10 +96,11 @@ def test_sentence_terms_are_derived_for_versions_without_them(small_engine) -> N
     stored = version.sentence_terms
     try:
         version.sentence_terms = None
-        ptr, ids = sentence_terms(version, version.lexical.retriever.vocab_dict)
+        derived = sentence_terms(version)
     finally:
         version.sentence_terms = stored
-    assert ptr.tolist() == np.asarray(stored[0]).tolist() and ids.tolist() == np.asarray(stored[1]).tolist()
+    assert stored is not None
+    assert derived.ptr.tolist() == stored.ptr.tolist() and derived.values.tolist() == stored.values.tolist()
 
 
 def test_coverage_features_count_query_terms_in_passage_and_best_sentence(small_engine) -> None:  # noqa: F811
@@ -83,16 +109,16 @@ def test_coverage_features_count_query_terms_in_passage_and_best_sentence(small_
     got = searcher.retrieve("IPCP nine priority areas Vilnius")
     cands = got.candidates
     qt = searcher.query_terms(got.terms)
-    idf = dict(zip(qt.ids.tolist(), qt.idf.tolist()))
-    vocab = version.lexical.retriever.vocab_dict
+    idf = dict(zip(qt.ids.tolist(), qt.idf.tolist(), strict=True))
+    vocab = version.lexical.vocabulary
     wanted = {vocab[t] for t in got.terms if t in vocab}
     for j, pid in enumerate(cands.ids):
         text = version.passage_text(int(pid))
         in_passage = {vocab[t] for t in tokenize(text) if t in vocab} & wanted
         assert cands.column("coverage")[j] == pytest.approx(sum(idf[t] for t in in_passage) / qt.total)
         sents = [
-            version.text(int(version.passages[int(pid), 0]))[int(a) : int(b)]
-            for a, b in version.sentences[cands.sentence_rows[cands.sentence_slice(j)]]
+            version.text(version.row(int(pid)).source)[int(a) : int(b)]
+            for a, b in version.sentences.values[cands.sentences.rows[cands.sentence_slice(j)]]
         ]
         best = (
             max(sum(idf[t] for t in {vocab[w] for w in tokenize(s) if w in vocab} & wanted) for s in sents) / qt.total
@@ -100,24 +126,44 @@ def test_coverage_features_count_query_terms_in_passage_and_best_sentence(small_
         assert cands.column("sentence_coverage")[j] == pytest.approx(best)
 
 
-def test_modes_rank_by_one_retriever(small_engine) -> None:  # noqa: F811
+def test_baseline_rankers_rank_by_one_retriever(small_engine) -> None:  # noqa: F811
     searcher = small_engine.state.searcher
-    lexical = searcher.retrieve("harbour Yokosuka ships", mode="lexical")
-    bm = searcher.lexical_scores(lexical.terms)
-    top = lexical.candidates.ids[lexical.order]
-    assert list(bm[top]) == sorted(bm[top], reverse=True)
-    dense = searcher.retrieve("harbour Yokosuka ships", mode="dense")
+    lexical = searcher.retrieve("harbour Yokosuka ships", ranker=searcher.ranker_for("lexical"))
+    top = lexical.ranked_ids()
+    assert list(lexical.bm25[top]) == sorted(lexical.bm25[top], reverse=True) and all(lexical.bm25[top] > 0)
+    assert lexical.ranking.linear is None
+    dense = searcher.retrieve("harbour Yokosuka ships", ranker=BASELINES["dense"])
     d = dense.candidates.column("dense")[dense.order]
     assert list(d) == sorted(d, reverse=True)
+    hybrid = searcher.retrieve("harbour Yokosuka ships")
+    assert set(hybrid.candidates.ids) == set(lexical.candidates.ids) | set(dense.candidates.ids)
+    assert hybrid.ranking.linear is searcher.model
     with pytest.raises(InvalidInput):
-        searcher.retrieve("x", mode="psychic")
+        searcher.ranker_for("psychic")
+
+
+def test_a_later_stage_sees_the_ranking_before_it(small_engine) -> None:  # noqa: F811
+    """The composition a reader plugs into: the stage gets the linear ranking and may re-order it."""
+    from jn_qa.ranking import Ranking, RankInput, then
+
+    class Reverse:
+        name, pool = "reverse", Pool.BOTH
+
+        def rank(self, given: RankInput, previous: Ranking | None) -> Ranking:
+            assert previous is not None
+            return Ranking(-previous.scores, previous.order[::-1].copy(), previous.linear)
+
+    searcher = small_engine.state.searcher
+    plain = searcher.retrieve("cooperation cyber defence")
+    got = searcher.retrieve("cooperation cyber defence", ranker=then(LinearRanker(searcher.model), Reverse()))
+    assert got.order.tolist() == plain.order.tolist()[::-1] and got.ranking.linear is searcher.model
 
 
 def test_source_filter_keeps_to_the_named_sources(small_engine) -> None:  # noqa: F811
     version = small_engine.state.version
     got = small_engine.state.searcher.retrieve("cooperation cyber defence", sources=["gamma"])
     assert len(got.candidates.ids) > 0
-    assert {version.meta[int(version.passages[int(p), 0])].id for p in got.candidates.ids} == {"gamma"}
+    assert {version.meta[version.row(int(p)).source].id for p in got.candidates.ids} == {"gamma"}
 
 
 def test_specifics_missing_weighs_names_and_numbers_absent_from_the_source(small_engine) -> None:  # noqa: F811

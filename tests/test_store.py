@@ -30,17 +30,18 @@ def test_manifest_round_trip(tiny: Settings, fake_embedder: FakeEmbedder) -> Non
     report = build(tiny, fake_embedder)
     version = store.open_current(tiny.index)
     m = version.manifest
-    assert m["version"] == report.version == version.name
-    assert m["model"] == {"name": "fake", "hash": fake_embedder.file_hash, "dim": fake_embedder.dim}
-    assert {k: m["chunking"][k] for k in ("words", "overlap", "splitter")} == {
+    assert m.version == report.version == version.name
+    assert m.model == store.ModelInfo("fake", fake_embedder.file_hash, fake_embedder.dim)
+    assert {k: m.chunking[k] for k in ("words", "overlap", "splitter")} == {
         "words": 12,
         "overlap": 4,
         "splitter": "pysbd",
     }
-    assert len(m["chunking"]["pipeline"]) == 16  # the cleaning and chunking code's fingerprint
-    assert m["counts"]["sources"] == 2 and m["counts"]["passages"] == version.size == report.passages_total
-    assert set(m["sources"]) == {"alpha", "beta"} and all(len(h) == 64 for h in m["sources"].values())
-    assert m["built_at"].endswith("Z") and m["files"]["vectors.npy"]["bytes"] > 0
+    assert len(m.chunking["pipeline"]) == 16  # the cleaning and chunking code's fingerprint
+    assert m.counts.sources == 2 and m.counts.passages == version.size == report.passages_total
+    assert set(m.sources) == {"alpha", "beta"} and all(len(h) == 64 for h in m.sources.values())
+    assert m.built_at is not None and m.built_at.endswith("Z") and m.files["vectors.npy"]["bytes"] > 0
+    assert m.raw["model"]["name"] == "fake"  # the document as written stays readable whole
     alpha = version.source_index("alpha")
     assert version.meta[alpha].author == "A. Writer" and version.text(alpha).startswith("Japan and NATO")
     for i in range(version.size):  # offsets are exact after the round trip
@@ -136,7 +137,7 @@ def test_a_changed_text_pipeline_rereads_sources_but_keeps_vectors(
     again = build(tiny, fake_embedder)
     assert again.published and again.version != first.version  # not "up to date": the text may differ now
     assert "text pipeline" in again.reason and again.passages_embedded == 0
-    assert store.open_current(tiny.index).manifest["chunking"]["pipeline"] == "new-cleaning-code"
+    assert store.open_current(tiny.index).manifest.chunking["pipeline"] == "new-cleaning-code"
     assert not build(tiny, fake_embedder).published
 
 
@@ -163,3 +164,16 @@ def test_a_passage_whose_content_key_ends_in_a_nul_byte_is_reused(tmp_path: Path
     second = build(settings, fake_embedder)
     assert second.passages_reused == len(passages)
     assert second.passages_embedded == second.passages_total - len(passages)
+
+
+def test_a_manifest_without_its_counts_is_an_unusable_index() -> None:
+    with pytest.raises(IndexUnavailable, match="lacks required fields"):
+        store.Manifest.parse({"format": store.FORMAT, "model": {"name": "m"}}, "v1")
+
+
+def test_passage_rows_are_read_by_name() -> None:
+    table = store.PassageTable(np.array([[0, 0, 10, -1, 0], [0, 5, 20, 3, -1], [1, 0, 9, -1, -1]]), ["Intro"])
+    assert table.row(0) == store.PassageRow(source=0, start=0, end=10, page=None, section="Intro")
+    assert table.row(1).page == 3 and table.row(1).section is None
+    assert table.source.tolist() == [0, 0, 1] and table.source_starts().tolist() == [0, 2]
+    assert table.row(0).overlap(table.row(1)) == 0.5 and table.row(0).overlap(table.row(2)) == 0.0

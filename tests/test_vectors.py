@@ -62,9 +62,9 @@ def test_each_kind_loads_memory_mapped_and_finds_its_own_vectors(
     index = VectorIndex.load(built[kind], kind, mmap=True)
     assert index.size == len(data)
     for i in range(0, len(data), 601):
-        scores, ids = index.search(data[i], 10)
-        assert i in ids.tolist(), f"{kind}: vector {i} not among its own top 10"
-        assert len(ids) == 10 and np.all(np.diff(scores) <= 1e-6)
+        hits = index.search(data[i], 10)
+        assert i in hits.ids.tolist(), f"{kind}: vector {i} not among its own top 10"
+        assert len(hits) == 10 and np.all(np.diff(hits.scores) <= 1e-6)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -89,8 +89,8 @@ def test_approximate_kinds_recall_against_exact(
     at10 = at100 = 0.0
     for q in queries:
         truth = set(exact_top(data, q, 10).tolist())
-        at10 += len(truth & set(index.search(q, 10)[1].tolist())) / 10
-        at100 += len(truth & set(index.search(q, 100)[1].tolist())) / 10
+        at10 += len(truth & set(index.search(q, 10).ids.tolist())) / 10
+        at100 += len(truth & set(index.search(q, 100).ids.tolist())) / 10
     assert at10 / len(queries) >= floor
     # the Searcher takes 100 dense candidates and re-scores them exactly: the true top 10 must be among them
     assert at100 / len(queries) >= 0.9
@@ -99,7 +99,7 @@ def test_approximate_kinds_recall_against_exact(
 def test_flat_is_exact(built: dict[str, Path], data: np.ndarray, queries: np.ndarray) -> None:
     index = VectorIndex.load(built["flat"], "flat")
     for q in queries[:20]:
-        assert index.search(q, 10)[1].tolist() == exact_top(data, q, 10).tolist()
+        assert index.search(q, 10).ids.tolist() == exact_top(data, q, 10).tolist()
 
 
 @pytest.mark.parametrize("kind", ["hnsw", "ivf-sq8"])
@@ -114,7 +114,7 @@ def test_more_search_effort_does_not_lose_recall(
         return float(
             np.mean(
                 [
-                    len(set(exact_top(data, q, 10).tolist()) & set(index.search(q, 10)[1].tolist())) / 10
+                    len(set(exact_top(data, q, 10).tolist()) & set(index.search(q, 10).ids.tolist())) / 10
                     for q in queries[:100]
                 ]
             )
@@ -134,14 +134,14 @@ def test_tiny_corpora_work_for_every_kind(kind: str, n: int, tmp_path: Path) -> 
     index.save(tmp_path / "i.faiss")
     loaded = VectorIndex.load(tmp_path / "i.faiss", index.kind, mmap=True)
     for i in range(n):
-        scores, ids = loaded.search(data[i], 10)
-        assert ids[0] == i and len(ids) == min(10, n)
+        hits = loaded.search(data[i], 10)
+        assert hits.ids[0] == i and len(hits) == min(10, n)
 
 
 def test_empty_index_returns_nothing() -> None:
     index = VectorIndex.build(np.zeros((0, DIM), np.float32), "flat")
-    scores, ids = index.search(np.ones(DIM, np.float32), 5)
-    assert len(scores) == len(ids) == 0
+    hits = index.search(np.ones(DIM, np.float32), 5)
+    assert len(hits.scores) == len(hits.ids) == 0
 
 
 def test_unknown_kind_is_refused() -> None:

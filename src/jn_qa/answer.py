@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 
 from .abstention import answer_features, default_abstention
-from .ranking import FEATURES, Candidates
+from .ranking import FEATURES
 from .schema import PUBLISHED, Answer, Result, SourceMeta, Span
 from .search import Retrieved
-from .store import IndexVersion
+from .store import PassageRow, PassageStore
 
 OVERLAP_DUPLICATE = 0.5  # share of the shorter passage two results may share before the lower one is dropped
 SUPPORT_COVERAGE_WEIGHT = 0.5  # a sentence's support: its cosine + this x its query-term coverage
@@ -23,7 +23,7 @@ SECOND_SENTENCE_MARGIN = 0.05  # a second sentence is marked when its support is
 
 
 def compose(
-    version: IndexVersion,
+    version: PassageStore,
     retrieved: Retrieved,
     k: int,
     threshold: float,
@@ -33,49 +33,47 @@ def compose(
     """The top k distinct passages with their supporting sentences, and whether they answer the question."""
     t0 = time.perf_counter()
     cands = retrieved.candidates
-    rows = np.asarray(version.passages)
-    sentence_spans = np.asarray(version.sentences)
-    chosen: list[tuple[int, list[Span]]] = []
+    ranking = retrieved.ranking
+    chosen: list[tuple[int, PassageRow, list[Span]]] = []
     per_source: dict[int, int] = {}
     shown: set[tuple[int, int, int]] = set()
-    for pos in retrieved.order:
+    for pos in ranking.order:
         pos = int(pos)
-        src, start, end = (int(x) for x in rows[int(cands.ids[pos]), :3])
-        if max_per_source and per_source.get(src, 0) >= max_per_source:
+        row = version.row(int(cands.ids[pos]))
+        if max_per_source and per_source.get(row.source, 0) >= max_per_source:
             continue
-        if any(_overlap(rows[int(cands.ids[c])], src, start, end) > OVERLAP_DUPLICATE for c, _ in chosen):
+        if any(other.overlap(row) > OVERLAP_DUPLICATE for _, other, _ in chosen):
             continue
-        spans = support(version, cands, pos, src, sentence_spans, {(a, b) for s_, a, b in shown if s_ == src})
+        spans = support(version, retrieved, pos, row.source, {(a, b) for s_, a, b in shown if s_ == row.source})
         if not spans and cands.sentence_slice(pos).stop > cands.sentence_slice(pos).start:
             continue  # every sentence of it is already marked in a passage above: nothing new
-        shown.update((src, sp.start, sp.end) for sp in spans)
-        chosen.append((pos, spans))
-        per_source[src] = per_source.get(src, 0) + 1
+        shown.update((row.source, sp.start, sp.end) for sp in spans)
+        chosen.append((pos, row, spans))
+        per_source[row.source] = per_source.get(row.source, 0) + 1
         if len(chosen) == k:
             break
     confidence = 0.0
     if chosen:
-        top, spans = chosen[0]
+        top, _, spans = chosen[0]
         feats = top_features(version, retrieved, top, spans)
         confidence = default_abstention().confidence(feats)
-    standardised = retrieved.ranker.inputs(cands.features) if explain and retrieved.ranker is not None else None
+    standardised = ranking.linear.inputs(cands.features) if explain and ranking.linear is not None else None
     results = []
-    for rank, (pos, spans) in enumerate(chosen, 1):
+    for rank, (pos, row, spans) in enumerate(chosen, 1):
         pid = int(cands.ids[pos])
-        src, start, end, page, sec = (int(x) for x in rows[pid])
-        meta = version.meta[src]
+        meta = version.meta[row.source]
         results.append(
             Result(
                 rank=rank,
-                score=float(retrieved.scores[pos]),
-                text=version.text(src)[start:end],
-                start=start,
-                end=end,
+                score=float(ranking.scores[pos]),
+                text=version.text(row.source)[row.start : row.end],
+                start=row.start,
+                end=row.end,
                 highlights=tuple(spans),
-                section=version.sections[sec] if sec >= 0 else None,
-                page=page if page >= 0 else None,
+                section=row.section,
+                page=row.page,
                 source=meta,
-                citation=citation(meta, page=page if page >= 0 else None),
+                citation=citation(meta, page=row.page),
                 explain=explanation(retrieved, pos, pid, standardised) if explain else None,
             )
         )
@@ -92,20 +90,19 @@ def compose(
     )
 
 
-def top_features(version: IndexVersion, retrieved: Retrieved, pos: int, spans: list[Span]) -> np.ndarray:
+def top_features(version: PassageStore, retrieved: Retrieved, pos: int, spans: list[Span]) -> np.ndarray:
     """ANSWER_FEATURES of the best passage (its candidate position and marked sentences)."""
     cands = retrieved.candidates
     pid = int(cands.ids[pos])
-    text = version.text(int(version.passages[pid, 0]))
+    text = version.text(version.row(pid).source)
     marked = " ".join(text[s.start : s.end] for s in spans)
-    bm = float(cands.bm_raw[pos]) if cands.bm_raw is not None else 0.0
     return answer_features(
         retrieved.query,
         marked,
         version.passage_text(pid),
         sentence=float(cands.column("sentence")[pos]),
         dense=float(cands.column("dense")[pos]),
-        bm25=bm,
+        bm25=float(cands.bm25[pos]),
         bm25_ceiling=retrieved.bm25_ceiling,
         coverage=float(cands.column("coverage")[pos]),
         specifics_missing=retrieved.specifics_missing,
@@ -115,49 +112,45 @@ def top_features(version: IndexVersion, retrieved: Retrieved, pos: int, spans: l
 def explanation(retrieved: Retrieved, pos: int, pid: int, standardised: np.ndarray | None) -> dict[str, Any]:
     """Why a passage ranks where it does: each retriever's rank, the fused score, the re-ranked score."""
     cands = retrieved.candidates
+    ranking = retrieved.ranking
     info: dict[str, Any] = {
         "passage": pid,
         "lexical_rank": int(cands.lexical_rank[pos]) + 1 if cands.lexical_rank[pos] >= 0 else None,
         "dense_rank": int(cands.dense_rank[pos]) + 1 if cands.dense_rank[pos] >= 0 else None,
         "fused_score": round(float(cands.column("rrf")[pos]), 4),
-        "reranked_score": round(float(retrieved.scores[pos]), 4),
-        "reranked_rank": int(np.flatnonzero(retrieved.order == pos)[0]) + 1,
-        "features": {n: round(float(x), 4) for n, x in zip(FEATURES, cands.features[pos])},
+        "reranked_score": round(float(ranking.scores[pos]), 4),
+        "reranked_rank": int(np.flatnonzero(ranking.order == pos)[0]) + 1,
+        "features": {n: round(float(x), 4) for n, x in zip(FEATURES, cands.features[pos], strict=True)},
     }
-    if standardised is not None and retrieved.ranker is not None:
-        w = retrieved.ranker.weights
-        info["contributions"] = {n: round(float(wi * z), 4) for n, wi, z in zip(FEATURES, w, standardised[pos]) if wi}
+    if standardised is not None and ranking.linear is not None:
+        w = ranking.linear.weights
+        parts = zip(FEATURES, w, standardised[pos], strict=True)
+        info["contributions"] = {n: round(float(wi * z), 4) for n, wi, z in parts if wi}
     return info
 
 
-def _overlap(other: np.ndarray, src: int, start: int, end: int) -> float:
-    """Share of the shorter of two passages that they have in common."""
-    if int(other[0]) != src:
-        return 0.0
-    inter = min(int(other[2]), end) - max(int(other[1]), start)
-    shorter = min(int(other[2]) - int(other[1]), end - start)
-    return max(0, inter) / max(1, shorter)
-
-
 def support(
-    version: IndexVersion,
-    cands: Candidates,
+    version: PassageStore,
+    retrieved: Retrieved,
     pos: int,
     src: int,
-    sentence_spans: np.ndarray | None = None,
     marked: set[tuple[int, int]] | None = None,
 ) -> list[Span]:
-    """The sentence(s) of a candidate passage that best support the query: cosine plus term coverage.
+    """The sentence(s) of a candidate passage that best support the query.
 
-    Headings are never marked unless the passage is nothing else; sentences already marked in a
-    passage ranked above (`marked`, as (start, end)) are not marked again, so an overlapping passage
-    shows what it adds. Empty when it adds nothing.
+    A sentence's support is the ranking's own sentence score when its last stage gives one, else its
+    cosine plus its query-term coverage. Headings are never marked unless the passage is nothing else;
+    sentences already marked in a passage ranked above (`marked`, as (start, end)) are not marked
+    again, so an overlapping passage shows what it adds. Empty when it adds nothing.
     """
+    cands = retrieved.candidates
     sl = cands.sentence_slice(pos)
     if sl.stop <= sl.start:
         return []
-    spans = (np.asarray(version.sentences) if sentence_spans is None else sentence_spans)[cands.sentence_rows[sl]]
-    score = cands.sentence_scores[sl] + SUPPORT_COVERAGE_WEIGHT * cands.sentence_coverage[sl]
+    sents = cands.sentences
+    spans = version.sentences.values[sents.rows[sl]]
+    given = retrieved.ranking.sentence_scores
+    score = given[sl] if given is not None else sents.scores[sl] + SUPPORT_COVERAGE_WEIGHT * sents.coverage[sl]
     if marked:
         seen = np.array([(int(a), int(b)) in marked for a, b in spans])
         if seen.all():
@@ -176,7 +169,20 @@ def support(
     return [Span(int(spans[i][0]), int(spans[i][1])) for i in sorted(picks)]
 
 
-_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"]
+_MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 
 
 def human_date(value: str | None) -> str | None:

@@ -120,16 +120,15 @@ def create_app(settings: Settings, engine: Engine | None = None, watch: bool = T
                 {"status": "unavailable", **error_body(503, engine.last_error or "no index loaded")},
                 status_code=503,
             )
-        state = engine.state
-        m = state.version.manifest
+        h = engine.health()
         return JSONResponse(
             {
                 "status": "ok",
-                "version": state.version.name,
-                "model": m["model"]["name"],
-                "built_at": m.get("built_at"),
-                "counts": m["counts"],
-                "note": state.note or None,
+                "version": h.version,
+                "model": h.model,
+                "built_at": h.built_at,
+                "counts": h.counts,
+                "note": h.note or None,
             }
         )
 
@@ -159,11 +158,8 @@ def create_app(settings: Settings, engine: Engine | None = None, watch: bool = T
     @app.get("/api/sources", tags=["sources"], summary="List the library", responses=ok(SourceList, 503))
     def sources() -> dict[str, Any]:
         """The library: every source's metadata and passage count."""
-        v = engine.state.version
-        return {
-            "version": v.name,
-            "sources": [{**m.to_dict(), "passages": len(v.source_passages(i))} for i, m in enumerate(v.meta)],
-        }
+        lib = engine.library()
+        return {"version": lib.version, "sources": [{**s.meta.to_dict(), "passages": s.passages} for s in lib.sources]}
 
     @app.get(
         "/api/sources/{source_id:path}",
@@ -173,9 +169,8 @@ def create_app(settings: Settings, engine: Engine | None = None, watch: bool = T
     )
     def source(source_id: str) -> dict[str, Any]:
         """One source's metadata and display text: `text[start:end]` is any passage cited from it."""
-        v = engine.state.version
-        i = v.source_index(source_id)
-        return {**v.meta[i].to_dict(), "passages": len(v.source_passages(i)), "version": v.name, "text": v.text(i)}
+        src = engine.source(source_id)
+        return {**src.meta.to_dict(), "passages": src.passages, "version": src.version, "text": src.text}
 
     pages.register(app, engine, settings)
     return app

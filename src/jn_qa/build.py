@@ -21,7 +21,7 @@ from .errors import BuildError, IndexUnavailable, JnqaError
 from .files import fsync_dir
 from .lexical import Lexical, term_rows, tokenize
 from .schema import Document, Passage, Source
-from .store import IndexVersion, Layout, VersionData, new_version_name, prune, read_manifest, write_version
+from .store import IndexVersion, Layout, VersionData, load_manifest, new_version_name, prune, write_version
 from .vectors import VectorIndex, choose_kind
 
 log = logging.getLogger("jn_qa")
@@ -49,10 +49,14 @@ class BuildReport:
 
     def summary(self) -> str:
         if not self.published:
-            return f"index is up to date: version {self.version}, {self.sources_total} sources, {self.passages_total} passages"
+            return (
+                f"index is up to date: version {self.version}, {self.sources_total} sources, "
+                f"{self.passages_total} passages"
+            )
         return (
             f"built version {self.version}: {self.sources_total} sources, {self.passages_total} passages "
-            f"(+{len(self.sources_added)} added, ~{len(self.sources_changed)} changed, -{len(self.sources_removed)} removed; "
+            f"(+{len(self.sources_added)} added, ~{len(self.sources_changed)} changed, "
+            f"-{len(self.sources_removed)} removed; "
             f"{self.passages_embedded} embedded, {self.passages_reused} reused) in {self.seconds:.1f}s"
         )
 
@@ -98,8 +102,8 @@ def _previous(layout: Layout, model_hash: str) -> tuple[IndexVersion | None, str
     if name is None:
         return None, "no previous index"
     try:
-        manifest = read_manifest(layout.version(name))
-        if manifest.get("model", {}).get("hash") != model_hash:
+        manifest = load_manifest(layout.version(name))
+        if manifest.model.hash != model_hash:
             return None, "model changed"
         return IndexVersion.open(layout.version(name), verify=True), ""
     except IndexUnavailable as e:
@@ -116,9 +120,9 @@ def build(
 ) -> BuildReport:
     """Build a new index version from the corpus and publish it, or report that nothing changed.
 
-    Nothing outside the index's staging folder (`Layout.tmp`) changes until the staged version has passed verification; then one
-    rename publishes it and one atomic replace of CURRENT switches to it. A build killed at any point
-    leaves CURRENT and every published version as they were. `on_stage(stage, staging folder)` is
+    Nothing outside the index's staging folder (`Layout.tmp`) changes until the staged version has passed
+    verification; then one rename publishes it and one atomic replace of CURRENT switches to it. A build
+    killed at any point leaves CURRENT and every published version as they were. `on_stage(stage, staging folder)` is
     called at each step (STAGES), for progress reports and for tests that interrupt a build there.
     """
     t0 = time.perf_counter()
@@ -131,16 +135,19 @@ def build(
         layout.clean_leftovers()
         model_hash = embedder.file_hash
         prev, why = (None, "--full requested") if full else _previous(layout, model_hash)
-        prev_fp = dict(prev.manifest["sources"]) if prev else {}
+        prev_fp = dict(prev.manifest.sources) if prev else {}
         if full and layout.current_name():
             try:
-                prev_fp = dict(read_manifest(layout.version(layout.current_name() or "")).get("sources", {}))
+                prev_fp = dict(load_manifest(layout.version(layout.current_name() or "")).sources)
             except IndexUnavailable:
                 prev_fp = {}
         current_fp = {e.id: e.fingerprint for e in entries}
-        same_text = prev is not None and prev.manifest.get("chunking") == chunk_settings(settings)
+        same_text = prev is not None and prev.manifest.chunking == chunk_settings(settings)
         if prev is not None and not same_text:
-            why = "text pipeline or chunking settings changed: every source re-read, unchanged passages keep their vectors"
+            why = (
+                "text pipeline or chunking settings changed: every source re-read, "
+                "unchanged passages keep their vectors"
+            )
         report = BuildReport(
             version=layout.current_name() or "",
             published=False,
@@ -152,8 +159,12 @@ def build(
             full=prev is None,
             reason=why,
         )
-        if same_text and prev_fp == current_fp and prev.manifest.get("index_type_setting") == settings.index_type:
-            assert prev is not None
+        if (
+            prev is not None
+            and same_text
+            and prev_fp == current_fp
+            and prev.manifest.index_type_setting == settings.index_type
+        ):
             report.passages_total = report.passages_reused = prev.size
             report.seconds = time.perf_counter() - t0
             return report
@@ -224,10 +235,8 @@ def _assemble(
     vectors: list[np.ndarray | None] = []
     sent_vectors: list[np.ndarray | None] = []
     cache = prev.content_keys() if prev is not None else {}
-    to_load = [
-        e for e in entries if not same_text or prev is None or prev.manifest["sources"].get(e.id) != e.fingerprint
-    ]
-    loaded = {e.id: src for e, src in zip(to_load, ingest.load(to_load))}
+    to_load = [e for e in entries if not same_text or prev is None or prev.manifest.sources.get(e.id) != e.fingerprint]
+    loaded = {e.id: src for e, src in zip(to_load, ingest.load(to_load), strict=True)}
     for entry in entries:
         s_index = len(sources)
         if entry.id in loaded:
@@ -281,7 +290,7 @@ def _assemble(
     dense = VectorIndex.build(matrix, choose_kind(len(passages), settings.index_type))
     sentence_terms = term_rows(
         (sources[p.source].doc.text[s.start : s.end] for p in passages for s in p.sentences),
-        lexical.retriever.vocab_dict,
+        lexical.vocabulary,
     )
     titles = _title_vectors(sources, prev, embedder, settings.batch_size, dim)
     return VersionData(
@@ -308,7 +317,7 @@ def _title_vectors(
     todo = sorted({s.meta.title for s in sources if s.meta.title not in known})
     for start in range(0, len(todo), batch_size * 8):
         chunk = todo[start : start + batch_size * 8]
-        known.update(zip(chunk, embedder.encode_queries(chunk)))
+        known.update(zip(chunk, embedder.encode_queries(chunk), strict=True))
     if not sources:
         return np.zeros((0, dim), dtype=np.float32)
     return np.stack([known[s.meta.title] for s in sources]).astype(np.float32)
@@ -344,6 +353,6 @@ def _verify_staged(folder: Path, embedder: Embedder, data: VersionData, text_pro
             q = embedder.encode_queries([version.passage_text(0)[:500]])[0]
         else:
             q = np.asarray(version.vectors[0], dtype=np.float32)
-        _, ids = version.dense.search(q, min(10, version.size))
-        if 0 not in set(int(i) for i in ids):
+        hits = version.dense.search(q, min(10, version.size))
+        if 0 not in set(int(i) for i in hits.ids):
             raise BuildError("verification failed: the probe query did not find its own passage")

@@ -16,12 +16,47 @@ from . import answer as answer_mod
 from .config import MAX_K, Settings
 from .embedding import Embedder
 from .errors import IndexUnavailable, InvalidInput, ModelMismatch
+from .ranking import Ranker
 from .rerank import CrossEncoderStage
-from .schema import Answer
+from .schema import Answer, SourceMeta, Span
 from .search import Searcher
-from .store import IndexVersion, Layout, check_model, read_manifest
+from .store import IndexVersion, Layout, check_model, load_manifest
 
 log = logging.getLogger("jn_qa")
+
+
+@dataclass(frozen=True)
+class SourceSummary:
+    """One source of the library: its metadata and how many passages it has in the index."""
+
+    meta: SourceMeta
+    passages: int
+
+
+@dataclass(frozen=True)
+class Library:
+    version: str
+    sources: tuple[SourceSummary, ...]
+
+
+@dataclass(frozen=True)
+class SourceView:
+    """One source as the index serves it: `text[start:end]` is any passage cited from it."""
+
+    meta: SourceMeta
+    passages: int
+    text: str
+    headings: tuple[Span, ...]
+    version: str
+
+
+@dataclass(frozen=True)
+class HealthInfo:
+    version: str
+    model: str
+    built_at: str | None
+    counts: dict[str, int]
+    note: str
 
 
 @dataclass(frozen=True)
@@ -93,7 +128,7 @@ class Engine:
         raise IndexUnavailable(first_error or f"no usable index version in {self.settings.index}")
 
     def _open(self, folder: Path) -> IndexVersion:
-        manifest = read_manifest(folder)
+        manifest = load_manifest(folder)
         check_model(manifest, self.settings.model, self.embedder.file_hash)
         return IndexVersion.open(folder, verify=True)
 
@@ -149,21 +184,62 @@ class Engine:
             self._watcher.join(timeout=5)
             self._watcher = None
 
+    # ------------------------------------------------------------ the library
+    def health(self) -> HealthInfo:
+        """What /api/health reports about the version answering now (IndexUnavailable when none is)."""
+        state = self.state
+        m = state.version.manifest
+        counts = m.counts
+        return HealthInfo(
+            version=state.version.name,
+            model=m.model.name,
+            built_at=m.built_at,
+            counts={"sources": counts.sources, "passages": counts.passages, "sentences": counts.sentences},
+            note=state.note,
+        )
+
+    def library(self) -> Library:
+        v = self.state.version
+        return Library(v.name, tuple(SourceSummary(m, len(v.source_passages(i))) for i, m in enumerate(v.meta)))
+
+    def source(self, source_id: str) -> SourceView:
+        """One source with its display text; NotFound for an unknown id."""
+        v = self.state.version
+        i = v.source_index(source_id)
+        return SourceView(v.meta[i], len(v.source_passages(i)), v.text(i), tuple(v.headings(i)), v.name)
+
+    def known_sources(self, source_ids: Sequence[str]) -> list[str]:
+        """The ids among these that the serving version holds (none while no index is loaded)."""
+        state = self._state
+        return [s for s in source_ids if state is not None and state.version.has_source(s)]
+
+    def source_titles(self, source_ids: Sequence[str]) -> dict[str, str]:
+        """Title of each known source id among these (for showing a filter)."""
+        state = self._state
+        if state is None:
+            return {}
+        v = state.version
+        return {s: v.meta[v.ids[s]].title for s in source_ids if s in v.ids}
+
     # ------------------------------------------------------------ asking
+    def ranker(self, mode: str = "hybrid") -> Ranker:
+        """The serving searcher's ranker: 'hybrid' (the default), or a baseline: 'lexical', 'dense', 'rrf'."""
+        return self.state.searcher.ranker_for(mode)
+
     def ask(
         self,
         question: str,
         k: int | None = None,
         sources: Sequence[str] | None = None,
         explain: bool = False,
-        mode: str = "hybrid",
+        ranker: Ranker | None = None,
     ) -> Answer:
-        """`mode` other than 'hybrid' ranks by one baseline (lexical, dense, rrf), for evaluation."""
+        """`ranker` replaces the default one (a baseline from `Engine.ranker(mode)`, for evaluation)."""
         k = self.settings.k if k is None else k
         if not 1 <= k <= MAX_K:
             raise InvalidInput(f"k must be between 1 and {MAX_K}")
         state = self.state  # one snapshot for the whole request
-        retrieved = state.searcher.retrieve(question, sources=sources, mode=mode)
+        retrieved = state.searcher.retrieve(question, sources=sources, ranker=ranker)
         return answer_mod.compose(
             state.version,
             retrieved,

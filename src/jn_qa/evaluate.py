@@ -21,6 +21,7 @@ import numpy as np
 from .cleaning import strip_link_labels
 from .config import Settings
 from .errors import InvalidInput
+from .ranking import RRF_K, reciprocal_rank
 from .schema import Answer
 
 if TYPE_CHECKING:
@@ -274,12 +275,12 @@ def document_scores(passage_scores: np.ndarray, source_starts: np.ndarray) -> np
     return np.maximum.reduceat(passage_scores, source_starts) if len(passage_scores) else passage_scores
 
 
-def rrf_ranking(rankings: Sequence[Sequence[str]], k: int = 60) -> list[str]:
-    """Plain reciprocal-rank fusion of several document rankings."""
+def rrf_ranking(rankings: Sequence[Sequence[str]], k: int = RRF_K) -> list[str]:
+    """Plain reciprocal-rank fusion of several document rankings (the same formula as the rrf feature)."""
     score: dict[str, float] = {}
     for ranking in rankings:
         for r, d in enumerate(ranking):
-            score[d] = score.get(d, 0.0) + 1.0 / (k + r + 1)
+            score[d] = score.get(d, 0.0) + float(reciprocal_rank(r, k))
     return sorted(score, key=lambda d: -score[d])
 
 
@@ -332,8 +333,8 @@ def run_beir(
     """
     t0 = time.perf_counter()
     version = searcher.version
-    source_of = np.asarray(version.passages[:, 0], dtype=np.int64)
-    starts = np.flatnonzero(np.r_[True, source_of[1:] != source_of[:-1]])
+    source_of = version.passages.source
+    starts = version.passages.source_starts()
     source_ids = [m.id for m in version.meta]
     order_sources = [source_ids[int(source_of[s])] for s in starts]
     qids = list(queries)
@@ -348,14 +349,14 @@ def run_beir(
         else np.zeros((0, 1), np.float32)
     )
     runs: dict[str, dict[str, list[str]]] = {"bm25": {}, "dense": {}, "rrf": {}, "jn-qa": {}}
-    for qid, qv in zip(qids, vectors):
+    for qid, qv in zip(qids, vectors, strict=True):
         got = searcher.retrieve(queries[qid], vector=qv)
-        lexical = document_scores(searcher.lexical_scores(got.terms), starts)
-        dense = document_scores(np.asarray(version.vectors @ qv, dtype=np.float32), starts)
+        lexical = document_scores(got.bm25, starts)  # the BM25 list retrieve scored, over every passage
+        dense = document_scores(searcher.dense_scores(qv), starts)
         runs["bm25"][qid] = _top_docs(lexical, order_sources, depth, positive=True)
         runs["dense"][qid] = _top_docs(dense, order_sources, depth)
         runs["rrf"][qid] = rrf_ranking([runs["bm25"][qid], runs["dense"][qid]])[:depth]
-        runs["jn-qa"][qid] = best_passage_ranking(got.candidates.ids[got.order], source_of, source_ids)[:depth]
+        runs["jn-qa"][qid] = best_passage_ranking(got.ranked_ids(), source_of, source_ids)[:depth]
     report = BeirReport(split, len(qids), score_rankings(runs, qrels))
     report.seconds = time.perf_counter() - t0
     return report
@@ -381,7 +382,8 @@ def evaluate_gold(settings: Settings, gold: Path, k: int = 5, mode: str = "hybri
     items = load_gold(gold)
     engine = Engine(settings)
     engine.load()
-    return gold_report(run_gold(lambda q, kk: engine.ask(q, k=kk, mode=mode), items, k), ks=sorted({1, 3, 5, k}))
+    ranker = engine.ranker(mode)
+    return gold_report(run_gold(lambda q, kk: engine.ask(q, k=kk, ranker=ranker), items, k), ks=sorted({1, 3, 5, k}))
 
 
 def beir_index(settings: Settings, folder: Path, index: Path | None = None) -> Path:

@@ -39,7 +39,7 @@ def error_page(request: Request, status: int, message: str) -> Response:
     if request.url.path == "/":
         engine: Engine = app.state.engine
         params = request.query_params
-        known = [s for s in params.getlist("source") if engine.ready and s in engine.state.version.ids]
+        known = engine.known_sources(params.getlist("source"))
         return _home(
             request, engine, app.state.settings, params.get("q", ""), None, known, error=message, status=status
         )
@@ -58,9 +58,9 @@ def register(app: FastAPI, engine: Engine, settings: Settings) -> None:
 
     @app.api_route("/sources", response_class=HTMLResponse, methods=PAGE_METHODS, include_in_schema=False)
     def library(request: Request) -> Response:
-        v = engine.state.version
-        rows = [views.source_row(m, len(v.source_passages(i))) for i, m in enumerate(v.meta)]
-        return render(request, "sources.html", rows=rows, index_version=v.name)
+        lib = engine.library()
+        rows = [views.source_row(s.meta, s.passages) for s in lib.sources]
+        return render(request, "sources.html", rows=rows, index_version=lib.version)
 
     @app.api_route(
         "/sources/{source_id:path}", response_class=HTMLResponse, methods=PAGE_METHODS, include_in_schema=False
@@ -71,18 +71,16 @@ def register(app: FastAPI, engine: Engine, settings: Settings) -> None:
         start: Annotated[int | None, Query(ge=0)] = None,
         end: Annotated[int | None, Query(ge=0)] = None,
     ) -> Response:
-        v = engine.state.version
-        i = v.source_index(source_id)
-        text = v.text(i)
-        mark = views.passage_span(len(text), start, end)
+        src = engine.source(source_id)
+        mark = views.passage_span(len(src.text), start, end)
         return render(
             request,
             "source.html",
-            meta=v.meta[i],
-            row=views.source_row(v.meta[i], len(v.source_passages(i))),
-            blocks=views.blocks(text, v.headings(i), v.meta[i].title, mark),
+            meta=src.meta,
+            row=views.source_row(src.meta, src.passages),
+            blocks=views.blocks(src.text, src.headings, src.meta.title, mark),
             mark=mark,
-            index_version=v.name,
+            index_version=src.version,
         )
 
     @app.api_route("/docs", response_class=HTMLResponse, methods=PAGE_METHODS, include_in_schema=False)
@@ -123,7 +121,4 @@ def _home(
 
 
 def _titles(engine: Engine, sources: list[str]) -> dict[str, str]:
-    if not sources or not engine.ready:
-        return {}
-    v = engine.state.version
-    return {s: v.meta[v.ids[s]].title for s in sources if s in v.ids}
+    return engine.source_titles(sources)

@@ -22,11 +22,11 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -34,12 +34,149 @@ from .errors import Busy, IndexUnavailable, ModelMismatch, NotFound
 from .files import clear_stale_temps, file_sha256, fsync_dir, write_atomic
 from .lexical import Lexical
 from .schema import Passage, Source, SourceMeta, Span
-from .vectors import VectorIndex
+from .vectors import Hits, VectorIndex
 
 FORMAT = 1
 KEY_BYTES = 32  # a passage's content key: a sha256 digest
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
+PASSAGE_COLUMNS = ("source", "start", "end", "page", "section")  # passages.npy, one int64 row per passage
+
+
+# ---------------------------------------------------------------- read-side records
+
+
+@dataclass(frozen=True)
+class PassageRow:
+    """One passage as stored: offsets into its source's display text; page and section when known."""
+
+    source: int
+    start: int
+    end: int
+    page: int | None
+    section: str | None
+
+    def overlap(self, other: PassageRow) -> float:
+        """Share of the shorter of the two passages that they have in common (0 across sources)."""
+        if other.source != self.source:
+            return 0.0
+        inter = min(other.end, self.end) - max(other.start, self.start)
+        shorter = min(other.end - other.start, self.end - self.start)
+        return max(0, inter) / max(1, shorter)
+
+
+class PassageTable:
+    """The passages matrix read by column name, never by position: whole columns for vectorised code,
+    `row(i)` for one passage."""
+
+    def __init__(self, matrix: np.ndarray, sections: Sequence[str]) -> None:
+        if matrix.ndim != 2 or matrix.shape[1] != len(PASSAGE_COLUMNS):
+            raise ValueError(f"passages.npy must have {len(PASSAGE_COLUMNS)} columns")
+        self._matrix = matrix
+        self._sections = sections
+        self.source = np.asarray(matrix[:, 0], dtype=np.int64)  # each passage's source number
+
+    def __len__(self) -> int:
+        return len(self._matrix)
+
+    def column(self, name: str) -> np.ndarray:
+        return np.asarray(self._matrix[:, PASSAGE_COLUMNS.index(name)], dtype=np.int64)
+
+    def row(self, i: int) -> PassageRow:
+        src, start, end, page, sec = (int(x) for x in self._matrix[i])
+        return PassageRow(src, start, end, page if page >= 0 else None, self._sections[sec] if sec >= 0 else None)
+
+    def source_starts(self) -> np.ndarray:
+        """The first passage of each run of one source (passages of a source are contiguous)."""
+        s = self.source
+        return np.flatnonzero(np.r_[True, s[1:] != s[:-1]]) if len(s) else np.zeros(0, np.int64)
+
+
+@dataclass(frozen=True)
+class Csr:
+    """Compressed rows: row i is values[ptr[i]:ptr[i + 1]]. The one place that slice is written."""
+
+    ptr: np.ndarray  # (rows + 1,) int64, non-decreasing
+    values: np.ndarray  # (ptr[-1], ...) the rows' items, concatenated
+
+    def __len__(self) -> int:
+        return len(self.ptr) - 1
+
+    def span(self, i: int) -> range:
+        """Positions of row i's items in `values`."""
+        return range(int(self.ptr[i]), int(self.ptr[i + 1]))
+
+    def row(self, i: int) -> np.ndarray:
+        return self.values[int(self.ptr[i]) : int(self.ptr[i + 1])]
+
+    def gather(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, counts): every item position of `rows`, concatenated in the order given, and
+        how many each row has. Vectorised: no Python loop over rows."""
+        lo = self.ptr[rows]
+        counts = self.ptr[rows + 1] - lo
+        return concat_ranges(lo, counts), counts
+
+
+def concat_ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Concatenated aranges: starts[i] .. starts[i] + counts[i] - 1 for every i."""
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.cumsum(counts) - counts
+    out: np.ndarray = np.arange(total, dtype=np.int64) - np.repeat(offsets, counts) + np.repeat(starts, counts)
+    return out
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    hash: str
+    dim: int
+
+
+@dataclass(frozen=True)
+class Counts:
+    sources: int
+    passages: int
+    sentences: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """manifest.json, read once into typed fields. `raw` keeps the whole document (what health shows,
+    and keys a later format adds) for code that writes it back or reports it."""
+
+    version: str
+    model: ModelInfo
+    counts: Counts
+    sources: Mapping[str, str]  # source id -> fingerprint
+    files: Mapping[str, Mapping[str, Any]]  # relative path -> {"sha256", "bytes"}
+    chunking: Mapping[str, Any]
+    index_type: str
+    index_type_setting: str | None
+    built_at: str | None
+    raw: Mapping[str, Any]
+
+    @classmethod
+    def parse(cls, d: Mapping[str, Any], name: str = "") -> Manifest:
+        """A manifest dict -> Manifest; IndexUnavailable when a required field is missing or mistyped."""
+        try:
+            model = d.get("model") or {}
+            counts = d["counts"]
+            return cls(
+                version=str(d.get("version", name)),
+                model=ModelInfo(str(model.get("name", "")), str(model.get("hash", "")), int(model.get("dim", 0))),
+                counts=Counts(int(counts["sources"]), int(counts["passages"]), int(counts.get("sentences", 0))),
+                sources={str(k): str(v) for k, v in dict(d.get("sources") or {}).items()},
+                files=dict(d.get("files") or {}),
+                chunking=dict(d.get("chunking") or {}),
+                index_type=str(d.get("index_type", "flat")),
+                index_type_setting=d.get("index_type_setting"),
+                built_at=d.get("built_at"),
+                raw=d,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise IndexUnavailable(f"index version {name}: manifest.json lacks required fields") from None
 
 
 # ---------------------------------------------------------------- folder layout
@@ -185,7 +322,7 @@ def write_version(folder: Path, data: VersionData) -> dict[str, Any]:
             "passages": len(data.passages),
             "sentences": len(sent_rows),
         },
-        "sources": {s.id: fp for s, fp in zip(data.sources, data.fingerprints)},
+        "sources": {s.id: fp for s, fp in zip(data.sources, data.fingerprints, strict=True)},
         "files": _checksums(folder),
     }
     _write_json(folder / MANIFEST, manifest)
@@ -221,7 +358,7 @@ def _checksums(folder: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def verify_files(folder: Path, manifest: dict[str, Any]) -> None:
+def verify_files(folder: Path, manifest: Mapping[str, Any]) -> None:
     """Every file the manifest lists exists with its size and sha256; raise IndexUnavailable if not."""
     files = manifest.get("files")
     if not isinstance(files, dict) or not files:
@@ -237,6 +374,7 @@ def verify_files(folder: Path, manifest: dict[str, Any]) -> None:
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
+    """manifest.json as written (format checked); `load_manifest` gives the typed record."""
     try:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -248,42 +386,85 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     return manifest
 
 
-def check_model(manifest: dict[str, Any], model_name: str, model_hash: str) -> None:
+def load_manifest(folder: Path) -> Manifest:
+    return Manifest.parse(read_manifest(folder), folder.name)
+
+
+def check_model(manifest: Manifest, model_name: str, model_hash: str) -> None:
     """Refuse an index whose vectors came from another model: their scores would be meaningless."""
-    built = manifest.get("model", {})
-    if built.get("hash") != model_hash:
+    built = manifest.model
+    if built.hash != model_hash:
         raise ModelMismatch(
-            f"the index was built with model {built.get('name')!r} (weights {str(built.get('hash'))[:12]}), "
+            f"the index was built with model {built.name or None!r} (weights {built.hash[:12] or None}), "
             f"but the configured model is {model_name!r} (weights {model_hash[:12]}); "
-            f"rebuild with 'jn-qa build --full' or set JNQA_MODEL={built.get('name')}"
+            f"rebuild with 'jn-qa build --full' or set JNQA_MODEL={built.name or None}"
         )
 
 
 # ---------------------------------------------------------------- reading
 
 
-class IndexVersion:
-    """One published version, opened read-only with large arrays memory-mapped."""
+class PassageStore(Protocol):
+    """The read side search and answers use (Searcher, answer.compose). IndexVersion is the local one;
+    another backend (a vector database holding the vectors) provides the same: `dense_search` is its
+    query, `vectors` any array-like its features can be gathered from by passage number."""
 
-    def __init__(self, folder: Path, manifest: dict[str, Any]) -> None:
+    @property
+    def name(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+
+    passages: PassageTable
+    sentences: Csr  # per passage, its sentences' (start, end) rows
+    sentence_terms: Csr | None  # per sentence row, its lexical term ids
+    vectors: np.ndarray  # (passages, dim)
+    sentence_vectors: np.ndarray  # (sentence rows, dim)
+    title_vectors: np.ndarray | None  # (sources, dim)
+    lexical: Lexical
+    meta: list[SourceMeta]
+
+    def dense_search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> Hits: ...
+    def row(self, i: int) -> PassageRow: ...
+    def passage_text(self, i: int) -> str: ...
+    def text(self, i: int) -> str: ...
+    def headings(self, i: int) -> list[Span]: ...
+    def source_passages(self, i: int) -> range: ...
+    def source_index(self, source_id: str) -> int: ...
+
+
+class IndexVersion:
+    """One published version, opened read-only with large arrays memory-mapped.
+
+    The read side search and answers use: `passages` (a PassageTable), `sentences` (a Csr of each
+    passage's sentence spans), `dense_search`, `lexical`, the vectors, and the source accessors. A
+    store backend serving another kind of index (a vector database) provides the same.
+    """
+
+    def __init__(self, folder: Path, manifest: Manifest) -> None:
         self.folder = folder
         self.name = folder.name
         self.manifest = manifest
         self._sources = json.loads((folder / "sources.json").read_text(encoding="utf-8"))
-        self.sections: list[str] = json.loads((folder / "sections.json").read_text(encoding="utf-8"))
-        self.passages = np.load(folder / "passages.npy", mmap_mode="r")
-        self.sentence_ptr = np.load(folder / "sentence_ptr.npy", mmap_mode="r")
-        self.sentences = np.load(folder / "sentences.npy", mmap_mode="r")
+        self.section_names: list[str] = json.loads((folder / "sections.json").read_text(encoding="utf-8"))
+        self.passages = PassageTable(np.load(folder / "passages.npy", mmap_mode="r"), self.section_names)
+        # each passage's sentences as (start, end) rows of sentences.npy
+        self.sentences = Csr(
+            np.asarray(np.load(folder / "sentence_ptr.npy", mmap_mode="r"), dtype=np.int64),
+            np.load(folder / "sentences.npy", mmap_mode="r"),
+        )
         self.vectors = np.load(folder / "vectors.npy", mmap_mode="r")
         self.sentence_vectors = np.load(folder / "sentence_vectors.npy", mmap_mode="r")
         self.passage_keys = np.load(folder / "passage_keys.npy", mmap_mode="r")
         self.title_vectors = _optional(folder / "title_vectors.npy")
         ptr, terms = _optional(folder / "sentence_terms_ptr.npy"), _optional(folder / "sentence_terms.npy")
-        self.sentence_terms = (ptr, terms) if ptr is not None and terms is not None else None
+        # per sentence row, the sorted lexical term ids it holds (older versions lack it)
+        self.sentence_terms = (
+            Csr(np.asarray(ptr, dtype=np.int64), terms) if ptr is not None and terms is not None else None
+        )
         self._texts = (
             np.memmap(folder / "texts.bin", dtype=np.uint8, mode="r") if (folder / "texts.bin").stat().st_size else None
         )
-        self.dense = VectorIndex.load(folder / "dense.faiss", manifest.get("index_type", "flat"))
+        self.dense = VectorIndex.load(folder / "dense.faiss", manifest.index_type)
         self.lexical = Lexical.load(folder / "lexical")
         self.meta = [_meta(s) for s in self._sources]
         self.ids = {s["id"]: i for i, s in enumerate(self._sources)}
@@ -291,15 +472,16 @@ class IndexVersion:
 
     @classmethod
     def open(cls, folder: Path, verify: bool = True) -> IndexVersion:
-        manifest = read_manifest(folder)
+        raw = read_manifest(folder)
         if verify:
-            verify_files(folder, manifest)
+            verify_files(folder, raw)
+        manifest = Manifest.parse(raw, folder.name)
         try:
             version = cls(folder, manifest)
         except (OSError, ValueError, KeyError, RuntimeError, json.JSONDecodeError) as e:
             raise IndexUnavailable(f"index version {folder.name} cannot be loaded: {e}") from None
-        counts = manifest["counts"]
-        if len(version.passages) != counts["passages"] or len(version.meta) != counts["sources"]:
+        counts = manifest.counts
+        if len(version.passages) != counts.passages or len(version.meta) != counts.sources:
             raise IndexUnavailable(f"index version {folder.name}: counts do not match its manifest")
         return version
 
@@ -309,6 +491,9 @@ class IndexVersion:
         ends in one): padded back here, or such a passage would never be found again."""
         return {bytes(k).ljust(KEY_BYTES, b"\0"): i for i, k in enumerate(self.passage_keys)}
 
+    def has_source(self, source_id: str) -> bool:
+        return source_id in self.ids
+
     def source_index(self, source_id: str) -> int:
         try:
             return self.ids[source_id]
@@ -316,7 +501,7 @@ class IndexVersion:
             raise NotFound(f"unknown source: {source_id}") from None
 
     def source_record(self, i: int) -> dict[str, Any]:
-        return self._sources[i]
+        return dict(self._sources[i])
 
     def _text(self, i: int) -> str:
         a, b = self._sources[i]["bytes"]
@@ -335,28 +520,48 @@ class IndexVersion:
         return tuple(self._sources[i]["pages"])
 
     # passages
+    def row(self, i: int) -> PassageRow:
+        return self.passages.row(i)
+
     def passage(self, i: int) -> Passage:
-        src, start, end, page, sec = (int(x) for x in self.passages[i])
-        lo, hi = int(self.sentence_ptr[i]), int(self.sentence_ptr[i + 1])
+        r = self.passages.row(i)
         return Passage(
-            source=src,
-            start=start,
-            end=end,
-            section=self.sections[sec] if sec >= 0 else None,
-            page=page if page >= 0 else None,
-            sentences=tuple(Span(int(a), int(b)) for a, b in self.sentences[lo:hi]),
+            source=r.source,
+            start=r.start,
+            end=r.end,
+            section=r.section,
+            page=r.page,
+            sentences=tuple(Span(int(a), int(b)) for a, b in self.sentences.row(i)),
         )
 
     def passage_text(self, i: int) -> str:
-        src, start, end = (int(x) for x in self.passages[i][:3])
-        return self.text(src)[start:end]
+        r = self.passages.row(i)
+        return self.text(r.source)[r.start : r.end]
 
     def sentence_range(self, i: int) -> range:
-        return range(int(self.sentence_ptr[i]), int(self.sentence_ptr[i + 1]))
+        return self.sentences.span(i)
+
+    def dense_search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> Hits:
+        """The k passages nearest the query; with `allowed` (passage numbers, ascending) only among those,
+        scored exactly (a filtered search: the source filter)."""
+        if allowed is None:
+            return self.dense.search(query, k)
+        scores = np.asarray(self.vectors[allowed] @ query)
+        top = top_k(scores, k)
+        return Hits(allowed[top], scores[top])
 
     @property
     def size(self) -> int:
         return len(self.passages)
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the k highest scores, best first (ties in position order)."""
+    if len(scores) == 0:
+        return np.zeros(0, dtype=np.int64)
+    k = min(k, len(scores))
+    part = np.argpartition(-scores, k - 1)[:k]
+    return part[np.argsort(-scores[part], kind="stable")].astype(np.int64)
 
 
 def _optional(path: Path) -> np.ndarray | None:

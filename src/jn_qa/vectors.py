@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,21 @@ IVF_TRAIN_MAX = 160_000
 SEARCH_THREADS = 1
 # Below these sizes an approximate index cannot be trained properly and exact search is cheap anyway.
 MIN_TRAIN = {"flat": 0, "hnsw": 0, "ivf-sq8": 1_000, "ivf-pq": 10_000}
+
+
+@dataclass(frozen=True)
+class Hits:
+    """One dense search's answer, best first: passage numbers and their inner-product scores (aligned)."""
+
+    ids: np.ndarray  # int64
+    scores: np.ndarray  # float32
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def empty(cls) -> Hits:
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.float32))
 
 
 def choose_kind(n: int, requested: str = "auto") -> str:
@@ -109,10 +125,10 @@ class VectorIndex:
         flags = faiss.IO_FLAG_MMAP_IFC if mmap else 0
         return cls(faiss.read_index(str(path), flags), kind)
 
-    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (scores, ids) for one unit query vector; ids of -1 are dropped."""
+    def search(self, query: np.ndarray, k: int) -> Hits:
+        """The top k of one unit query vector; FAISS's padding ids (-1) are dropped."""
         if self.size == 0:
-            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+            return Hits.empty()
         import faiss
 
         k = min(k, self.size)
@@ -124,7 +140,7 @@ class VectorIndex:
         finally:
             faiss.omp_set_num_threads(threads)
         keep = ids[0] >= 0
-        return scores[0][keep], ids[0][keep]
+        return Hits(ids[0][keep].astype(np.int64, copy=False), scores[0][keep])
 
     def _params(self, k: int) -> Any:
         """Per-call search parameters (thread-safe: nothing on the shared index object changes)."""
