@@ -116,7 +116,7 @@ def _broken_pdf() -> bytes:
 
 
 BAD_UPLOADS: list[tuple[str, dict[str, Any], int, str]] = [
-    ("unsupported type", {"files": {"file": ("a.docx", b"PK\x03\x04")}}, 415, "unsupported type"),
+    ("unsupported type", {"files": {"file": ("a.odt", b"PK\x03\x04")}}, 415, "unsupported type"),
     ("empty file", {"files": {"file": ("a.txt", b"")}}, 415, "empty"),
     ("corrupt pdf", {"files": {"file": ("a.pdf", _broken_pdf())}}, 415, "PDF could not be read"),
     ("binary garbage", {"files": {"file": ("a.txt", bytes(range(256)) * 4)}}, 415, "binary"),

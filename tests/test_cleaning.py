@@ -118,3 +118,29 @@ def test_any_text_cleans_without_error_to_valid_structure(raw: str) -> None:
     for h in doc.headings:
         assert 0 <= h.start < h.end <= len(doc.text)
         assert "\n" not in doc.text[h.start : h.end]
+
+
+def test_markdown_marks_never_reach_the_display_text() -> None:
+    raw = "Japan's **Individual** Partnership, the *IPCP*, and `code()` in __bold__.\n\n> A quoted line.\n\n2 * 3 = 6"
+    out = text_of(raw, markdown=True)
+    assert out == "Japan's Individual Partnership, the IPCP, and code() in bold.\n\nA quoted line.\n\n2 * 3 = 6"
+
+
+def test_markdown_code_fences_are_code_never_headings() -> None:
+    raw = "# Title\n\nSome text here.\n\n```c\n#define CHUNK 16384\n#include <stdio.h>\n```\n\n## Next\n\nMore."
+    doc = clean_text(raw, markdown=True)
+    assert [doc.text[h.start : h.end] for h in doc.headings] == ["Title", "Next"]
+    assert "#define CHUNK 16384\n#include <stdio.h>" in doc.text and "```" not in doc.text
+
+
+def test_captions_footers_and_link_labels_are_removed() -> None:
+    body = " ".join(["The article body says something about Japan and NATO."] * 12)
+    raw = (
+        "Leaders meet in Vilnius, Lithuania, July 12, 2023. Photo by Yves Herman/Reuters\n\n"
+        "NATO Secretary General Jens Stoltenberg meets Prime Minister Kishida, Jan. 31, 2023.\n\nCredit: NATO\n\n"
+        f"{body} They signed the Programme (PDF). The support (PDF, 2.1 MB) continued.\n\n--\n\n--\n\n"
+        "RAND\n\nWe help improve policy and decisionmaking through research and analysis."
+    )
+    out = text_of(raw)
+    assert out == f"{body} They signed the Programme. The support continued."
+    assert text_of("Reports in PDF (PDFs, mostly) stay.") == "Reports in PDF (PDFs, mostly) stay."

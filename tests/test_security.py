@@ -142,10 +142,12 @@ def test_uploaded_file_names_become_ids_inside_the_corpus(tmp_path: Path) -> Non
             r = c.post("/api/sources", headers=AUTH, files={"file": (name, f"Text number {n} about NATO.".encode())})
             assert r.status_code == 201, (name, r.text)
     assert canary.read_text(encoding="utf-8") == "outside"
-    stored = sorted(p.name for p in s.corpus.iterdir())
+    stored = sorted(p.name for p in s.corpus.iterdir() if not p.name.endswith(".meta.json"))
     assert stored == sorted(
         ["canary.txt", "passwd.txt", "hosts.md", "win.txt", "boot.txt", "htaccess.txt", "a-00b.txt"]
     )  # the client sends NUL as %00
+    sidecars = sorted(p.name for p in s.corpus.iterdir() if p.name.endswith(".meta.json"))
+    assert sidecars == sorted(n.rsplit(".", 1)[0] + ".meta.json" for n in stored)  # every source gets its sidecar
     assert {p.name for p in (tmp_path / "lib").iterdir()} == {"corpus", "canary.txt"}
 
 

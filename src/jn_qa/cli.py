@@ -151,21 +151,43 @@ def ask(
 
 
 @app.command()
-def sources(corpus: CorpusOpt = None, as_json: JsonOpt = False) -> None:
-    """List the corpus's sources with their metadata."""
+def sources(
+    corpus: CorpusOpt = None,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Report per source: characters kept, headings, metadata filled, warnings."),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the corpus's sources with their metadata (or, with --check, how well each was read)."""
     from . import ingest
 
     s = settings(corpus=corpus)
     entries, skipped = ingest.scan(s.corpus)
-    rows = [src.meta.to_dict() | {"file": src.origin} for src in ingest.load(entries)]
-    if as_json:
-        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
-        return
-    from .render import sources_text
+    loaded = list(zip(entries, ingest.load(entries), strict=True))
+    if check:
+        from .render import source_checks_text
+        from .sourcecheck import check_source
 
-    typer.echo(sources_text(rows))
-    for line in skipped:
-        typer.echo(f"warning: skipped {line}", err=True)
+        checks = [check_source(src, e.kind, _size(e)) for e, src in loaded]
+        out = json.dumps([c.to_dict() for c in checks], ensure_ascii=False, indent=2) if as_json else None
+        typer.echo(out or source_checks_text(checks))
+    else:
+        rows = [src.meta.to_dict() | {"file": src.origin} for _, src in loaded]
+        if as_json:
+            typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        else:
+            from .render import sources_text
+
+            typer.echo(sources_text(rows))
+    if not as_json:
+        for line in skipped:
+            typer.echo(f"warning: skipped {line}", err=True)
+
+
+def _size(entry: Any) -> int:
+    """Bytes the source came from: its file, or its line of a BEIR corpus."""
+    return entry.path.stat().st_size if entry.kind != "beir" else 0
 
 
 @app.command()
@@ -185,7 +207,9 @@ def serve(
 
 @app.command()
 def add(
-    paths: Annotated[list[Path], typer.Argument(help="Files to add: .txt, .md, .html or .pdf.", show_default=False)],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Files to add: .txt, .md, .html, .pdf or .docx.", show_default=False)
+    ],
     corpus: CorpusOpt = None,
     title: Annotated[str | None, typer.Option(help="Title (overrides what the file states).")] = None,
     author: Annotated[str | None, typer.Option(help="Author(s).")] = None,

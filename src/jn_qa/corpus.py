@@ -112,7 +112,7 @@ def slug(name: str) -> str:
 def kind_of(name: str) -> str:
     kind = ingest.SUFFIXES.get(Path(re.split(r"[\\/]", name)[-1]).suffix.lower())
     if kind is None:
-        raise UnsupportedSource(f"{name}: unsupported type; use .txt, .md, .html or .pdf")
+        raise UnsupportedSource(f"{name}: unsupported type; use .txt, .md, .html, .pdf or .docx")
     return kind
 
 
@@ -138,7 +138,7 @@ def check(item: Incoming, overrides: Mapping[str, str], max_bytes: int) -> Check
     extracted = ingest.extract(item.data, kind, item.name)
     source = ingest.source_from("check", extracted, item.data, item.name, dict(overrides))
     merged = ingest.merged_meta(extracted, overrides, item.name)
-    fields = {k: v for k, v in merged.fields.items() if k in META_FIELDS}
+    fields = {k: v for k, v in merged.fields.items() if k in (*META_FIELDS, "note")}
     return Checked(item, kind, fields, source.meta.title, source.content_hash, merged.dropped)
 
 
@@ -203,10 +203,10 @@ def add_items(
             source_id = _unique(slug(c.item.name), taken)
             file_name = f"{source_id}.{c.kind}"
             try:
-                if c.fields:
-                    sidecar = json.dumps({k: c.fields.get(k) for k in META_FIELDS}, ensure_ascii=False, indent=2)
-                    written.append(corpus / f"{source_id}{ingest.SIDECAR}")
-                    write_atomic(written[-1], (sidecar + "\n").encode("utf-8"))
+                record = {k: c.fields.get(k) for k in (*META_FIELDS, *(["note"] if "note" in c.fields else []))}
+                sidecar = json.dumps(record, ensure_ascii=False, indent=2) + "\n"  # every format gets one
+                written.append(corpus / f"{source_id}{ingest.SIDECAR}")
+                write_atomic(written[-1], sidecar.encode("utf-8"))
                 written.append(corpus / file_name)
                 write_atomic(written[-1], c.item.data)
             except OSError as e:  # a full disk, say: undo this command's writes, so nothing is half-added

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .cleaning import strip_link_labels
 from .config import Settings
 from .errors import InvalidInput
 from .ranking import RRF_K, RankInput, reciprocal_rank
@@ -34,9 +35,10 @@ _QUOTES = str.maketrans(
 
 
 def normalize(text: str) -> str:
-    """Text as evidence matching compares it: NFKC, straight quotes, markdown links unwrapped, spaces folded."""
+    """Text as evidence matching compares it: NFKC, straight quotes, markdown links unwrapped and their
+    "(PDF)" labels dropped (as cleaning does), spaces folded."""
     t = unicodedata.normalize("NFKC", text).translate(_QUOTES)
-    t = _ESCAPE.sub(r"\1", _LINK.sub(r"\1", t))
+    t = strip_link_labels(_ESCAPE.sub(r"\1", _LINK.sub(r"\1", t)))
     return " ".join(t.split())
 
 

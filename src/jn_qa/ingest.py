@@ -13,7 +13,6 @@ import codecs
 import contextlib
 import errno
 import hashlib
-import io
 import json
 import logging
 import os
@@ -25,14 +24,15 @@ from pathlib import Path
 from typing import IO, Any
 
 from . import metadata
-from .cleaning import PAGE_BREAK, clean_text
+from .cleaning import clean_blocks, clean_text
 from .errors import CorpusError, UnsupportedSource
+from .formats.common import Block, Extraction
 from .schema import Document, Source, SourceMeta
 
 log = logging.getLogger("jn_qa")
 
 TEXT_SUFFIXES = {".txt": "txt", ".md": "md", ".markdown": "md"}
-SUFFIXES = {**TEXT_SUFFIXES, ".html": "html", ".htm": "html", ".pdf": "pdf"}
+SUFFIXES = {**TEXT_SUFFIXES, ".html": "html", ".htm": "html", ".xhtml": "html", ".pdf": "pdf", ".docx": "docx"}
 SIDECAR = ".meta.json"
 BEIR_CORPUS = "corpus.jsonl"
 # Parentheses for BEIR ids such as SQuAD's `Sky_(United_Kingdom)-p0`; slugs of added files never hold them.
@@ -49,6 +49,8 @@ class Extracted:
     raw_text: str
     markdown: bool
     stated: dict[str, Any]  # as the file states it (front matter may hold dates, numbers, lists): checked later
+    blocks: tuple[Block, ...] = ()  # a structured format's document; when given, raw_text is only its text
+    note: str = ""  # where in the file the stated fields were found (kept in the sidecar's note)
 
 
 def sha256(data: bytes) -> str:
@@ -106,7 +108,9 @@ def extract(data: bytes, kind: str, name: str) -> Extracted:
         return _extract_html(data, name)
     if kind == "pdf":
         return _extract_pdf(data, name)
-    raise UnsupportedSource(f"{name}: unsupported type; use .txt, .md, .html or .pdf")
+    if kind == "docx":
+        return _extract_docx(data, name)
+    raise UnsupportedSource(f"{name}: unsupported type; use .txt, .md, .html, .pdf or .docx")
 
 
 def _parse_front_matter(block: str, name: str) -> dict[str, Any]:
@@ -128,40 +132,18 @@ def _parse_front_matter(block: str, name: str) -> dict[str, Any]:
 
 
 def _extract_html(data: bytes, name: str) -> Extracted:
-    import trafilatura
+    from .formats import html
 
-    html = decode_text(data, name, fallback=_declared_charset(data))
+    markup = decode_text(data, name, fallback=_declared_charset(data))
     try:  # a parser of untrusted input: any failure of it means the file cannot be read
-        text = trafilatura.extract(html, output_format="markdown", include_comments=False, include_tables=True)
-        meta = trafilatura.extract_metadata(html)
+        ex = html.extract(markup)
     except Exception as e:
         raise UnsupportedSource(f"{name}: the HTML could not be parsed ({type(e).__name__})") from None
-    if not text or not text.strip():
+    if not any(b.text.strip() for b in ex.blocks):
         raise UnsupportedSource(f"{name}: no readable main text found in the HTML")
-    stated: dict[str, str] = {}
-    if meta is not None:
-        for ours, theirs in (("title", "title"), ("author", "author"), ("publisher", "sitename"), ("url", "url")):
-            value = getattr(meta, theirs, None)
-            if value:
-                stated[ours] = str(value)
-    published = _html_published(html)
-    if published:
-        stated["published"] = published
-    return Extracted(text, True, stated)
+    return _from_blocks(ex)
 
 
-_DATE_META = {
-    "article:published_time",
-    "citation_publication_date",
-    "citation_date",
-    "dc.date",
-    "date",
-    "pubdate",
-    "datepublished",
-}
-_TIME_TAG = re.compile(r"<time[^>]*datetime=[\"']([^\"']+)[\"']", re.I)
-_META_TAG = re.compile(r"<meta\s[^>]*>", re.I)
-_ATTR = re.compile(r"""([\w:.-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 _CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.I)
 
 
@@ -170,47 +152,48 @@ def _declared_charset(data: bytes) -> str | None:
     return m.group(1).decode("ascii") if m else None
 
 
-def _html_published(html: str) -> str | None:
-    """Only a date the page states in its metadata; never a guess from the URL or the text."""
-    for tag in _META_TAG.findall(html):
-        attrs = {k.lower(): a or b for k, a, b in _ATTR.findall(tag)}
-        key = (attrs.get("property") or attrs.get("name") or attrs.get("itemprop") or "").lower()
-        if key in _DATE_META and attrs.get("content", "").strip():
-            return attrs["content"].strip()[:10]
-    m = _TIME_TAG.search(html)
-    return m.group(1).strip()[:10] if m else None
-
-
 def _extract_pdf(data: bytes, name: str) -> Extracted:
-    from pypdf import PdfReader
-    from pypdf.errors import FileNotDecryptedError
+    from .formats import pdf
 
     if b"%PDF-" not in data[:1024]:  # the header may follow a little junk, as readers allow
         raise UnsupportedSource(f"{name}: not a PDF file")
-    # pypdf logs every repair it makes; the outcome (text, or one refusal line) is what users need.
-    logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:  # a parser of untrusted input: any failure of it means the file cannot be read
-        reader = PdfReader(io.BytesIO(data))
-        pages = [(page.extract_text() or "").replace(PAGE_BREAK, " ") for page in reader.pages]
-        info = reader.metadata or {}
-        stated = {ours: _pdf_field(info.get(theirs)) for ours, theirs in (("title", "/Title"), ("author", "/Author"))}
-    except FileNotDecryptedError:
+        ex = pdf.extract(data)
+    except PermissionError:
         raise UnsupportedSource(f"{name}: the PDF is encrypted; save an unprotected copy first") from None
     except Exception as e:
-        raise UnsupportedSource(f"{name}: the PDF could not be read ({type(e).__name__})") from None
-    if not any(p.strip() for p in pages):
+        cause = e.args[0] if type(e).__name__ == "PdfminerException" and e.args else e  # pdfplumber wraps pdfminer's
+        if type(cause).__name__ in ("FileNotDecryptedError", "PDFPasswordIncorrect", "PDFEncryptionError"):
+            raise UnsupportedSource(f"{name}: the PDF is encrypted; save an unprotected copy first") from None
+        raise UnsupportedSource(f"{name}: the PDF could not be read ({type(cause).__name__})") from None
+    if not any(b.text.strip() for b in ex.blocks):
         raise UnsupportedSource(f"{name}: the PDF has no extractable text (scanned images need OCR first)")
-    if _JUNK_PDF_TITLE.search(stated.get("title") or ""):
-        stated["title"] = ""
-    return Extracted(PAGE_BREAK.join(pages), False, {k: v for k, v in stated.items() if v})
+    return _from_blocks(ex)
 
 
-# What word processors leave in a PDF's title field: a file name, not the work's title.
-_JUNK_PDF_TITLE = re.compile(r"^(?:microsoft \w+ - |untitled\b)|\.(?:docx?|pdf|odt|rtf|txt|pages|indd)$", re.I)
+def _extract_docx(data: bytes, name: str) -> Extracted:
+    from .formats import docx
+
+    if not data.startswith(b"PK\x03\x04"):
+        raise UnsupportedSource(f"{name}: not a Word .docx file")
+    try:  # a parser of untrusted input: any failure of it means the file cannot be read
+        ex = docx.extract(data)
+    except Exception as e:
+        raise UnsupportedSource(f"{name}: the Word file could not be read ({type(e).__name__})") from None
+    if not any(b.text.strip() for b in ex.blocks):
+        raise UnsupportedSource(f"{name}: the Word file has no text")
+    return _from_blocks(ex)
 
 
-def _pdf_field(value: Any) -> str:
-    return " ".join(str(value).split()) if value is not None else ""
+def _from_blocks(ex: Extraction) -> Extracted:
+    note = "; ".join(f"{k}: {v}" for k, v in ex.found.items())
+    return Extracted(
+        "\n\n".join(b.text for b in ex.blocks),
+        False,
+        dict(ex.stated),
+        blocks=ex.blocks,
+        note=f"From the file: {note}" if note else "",
+    )
 
 
 def make_source(source_id: str, data: bytes, kind: str, origin: str, meta: dict[str, Any] | None = None) -> Source:
@@ -222,7 +205,7 @@ def source_from(
     source_id: str, ex: Extracted, data: bytes, origin: str, meta: Mapping[str, Any] | None = None
 ) -> Source:
     """An extracted file + sidecar metadata -> a Source; sidecar fields win over what the file states."""
-    doc = clean_text(ex.raw_text, markdown=ex.markdown)
+    doc = clean_blocks(ex.blocks) if ex.blocks else clean_text(ex.raw_text, markdown=ex.markdown)
     if not doc.text.strip():
         raise UnsupportedSource(f"{origin}: no text left after cleaning")
     checked = merged_meta(ex, meta, origin)
@@ -248,7 +231,7 @@ def source_from(
 
 def merged_meta(ex: Extracted, meta: Mapping[str, Any] | None, origin: str) -> metadata.Checked:
     """What the file states, overridden by its sidecar (or the caller), each value checked (`metadata.stated`)."""
-    own = metadata.stated(ex.stated, origin)
+    own = metadata.stated({**ex.stated, "note": ex.note} if ex.note else ex.stated, origin)
     side = metadata.stated(meta, sidecar_name(origin))
     return metadata.Checked({**own.fields, **side.fields}, own.dropped + side.dropped)
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from .citations import human_date
 from .schema import Answer, Result
+from .sourcecheck import SourceCheck
 from .views import segments
 
 BOLD_YELLOW, RESET = "\033[1;33m", "\033[0m"
@@ -95,4 +96,22 @@ def sources_text(rows: list[dict[str, Any]]) -> str:
         for key in ("author", "publisher", "published", "url"):
             out.append(f"    {key:<10} {r.get(key) or '—'}")
     out.append(f"{len(rows)} sources")
+    return "\n".join(out)
+
+
+def source_checks_text(checks: list[SourceCheck]) -> str:
+    """`sources --check`: one block per source, then a count of sources with warnings."""
+    out = []
+    for c in checks:
+        pages = f", {c.pages} pages" if c.pages else ""
+        out.append(f"{c.id}  ({c.file}, {c.kind}, {c.bytes:,} bytes{pages})")
+        out.append(f"    kept       {c.chars:,} characters, {c.headings} heading{'' if c.headings == 1 else 's'}")
+        out.append(
+            f"    metadata   {len(c.filled)}/{len(c.filled) + len(c.missing)} filled"
+            + (f"; missing {', '.join(c.missing)}" if c.missing else "")
+        )
+        for w in c.warnings:
+            out.append(f"    warning    {w}")
+    warned = sum(1 for c in checks if c.warnings)
+    out.append(f"{len(checks)} sources, {warned} with warnings")
     return "\n".join(out)
