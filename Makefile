@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
 FAST   := not model and not server and not browser
-CHECKED := src tests bench eval scripts
+CHECKED := src tests bench eval scripts train
 
 .PHONY: run test test-fast check install index browser bench load clean
 

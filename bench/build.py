@@ -265,7 +265,8 @@ def render(run: dict[str, Any]) -> str:
         "`nice -n 10 python -m bench.build` (a separate command: about "
         f"{sum(run[k]['seconds'] for k in ('bare', 'full', 'bare-after') if k in run) / 60 + 2:.0f} minutes here). "
         + (
-            f"Corpus: the first {run['docs']:,} documents of SciFact's corpus.jsonl ({SCIFACT}; `BENCH_DOCS={run['docs']}`: "
+            f"Corpus: the first {run['docs']:,} documents of SciFact's corpus.jsonl ({SCIFACT}; "
+            f"`BENCH_DOCS={run['docs']}`: "
             "the full corpus did not fit this run's time on a machine this busy); default settings "
             if run.get("docs")
             else f"Corpus: SciFact's corpus.jsonl ({SCIFACT}), linked, not copied; default settings "
@@ -305,9 +306,11 @@ def render(run: dict[str, Any]) -> str:
             table(["step", "passages", "seconds", "passages / s", "vs bare encode (mean)"], rows),
             "",
             f"Full build throughput / bare encode throughput (mean of the runs before and after) = **{ratio:.2f}** "
-            f"(target ≥ {TARGET['throughput_ratio']}: {'met' if ok else 'missed'}). The build encodes each passage once "
+            f"(target ≥ {TARGET['throughput_ratio']}: {'met' if ok else 'missed'}). The build encodes "
+            "each passage once "
             f"on the build's encoder backend (`{(full.get('encoder') or {}).get('backend', 'torch')}`) and pools its "
-            "sentences' vectors from the same forward pass's token vectors; the rest is sentence splitting (pysbd), the "
+            "sentences' vectors from the same forward pass's token vectors; the rest is sentence "
+            "splitting (pysbd), the "
             "title vectors and the model load. The bare torch encode brackets the build, so load from elsewhere falls "
             "on both sides. Where the time went:",
             "",
@@ -319,7 +322,8 @@ def render(run: dict[str, Any]) -> str:
         ok = cos["mean"] >= TARGET["cosine"]
         lines += [
             f"Quality of the build's vectors: the index's passage vectors (encoder "
-            f"`{(bare.get('index_encoder') or {}).get('backend', 'torch')}`) against bare torch `model.encode`'s for the "
+            f"`{(bare.get('index_encoder') or {}).get('backend', 'torch')}`) against bare torch "
+            "`model.encode`'s for the "
             f"same passages: mean cosine **{cos['mean']:.5f}** (min {cos['min']:.5f}; target ≥ {TARGET['cosine']}: "
             f"{'met' if ok else 'missed'}).",
             "",

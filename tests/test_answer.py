@@ -96,7 +96,9 @@ def test_confidence_is_a_probability_and_found_is_monotone_in_the_threshold(smal
 
 
 def test_abstention_confidence_falls_when_the_asked_type_is_missing() -> None:
-    model = LinearModel(ANSWER_FEATURES, np.array([-3.0, -1.0, -1.0, 2.0, 2.0, 0.5, 1.0, 0.5]), -1.0, standardised=False)
+    model = LinearModel(
+        ANSWER_FEATURES, np.array([-3.0, -1.0, -1.0, 2.0, 2.0, 0.5, 1.0, 0.5]), -1.0, standardised=False
+    )
     abst = Abstention(model)
     common = dict(sentence=0.7, dense=0.7, bm25=5.0, bm25_ceiling=20.0, coverage=0.6, specifics_missing=0.0)
     q = "How many officers are posted at NATO headquarters?"

@@ -15,7 +15,17 @@ from jn_qa.engine import Engine
 from jn_qa.store import Layout
 
 QUESTION = "Who said that Ukraine today may be East Asia tomorrow?"
-ANSWER_KEYS = {"query", "searched_for", "rewrites", "answer_found", "confidence", "threshold", "version", "filters", "results"}
+ANSWER_KEYS = {
+    "query",
+    "searched_for",
+    "rewrites",
+    "answer_found",
+    "confidence",
+    "threshold",
+    "version",
+    "filters",
+    "results",
+}
 NO_FILTERS = {"source": [], "publisher": [], "author": [], "since": None, "until": None}
 RESULT_KEYS = {"rank", "score", "text", "start", "end", "highlights", "section", "page", "source", "citation"}
 SOURCE_KEYS = {"id", "title", "author", "publisher", "published", "url"}

@@ -55,14 +55,14 @@ def test_pull_quote_repeating_a_body_sentence_is_removed() -> None:
 
 
 def test_subscribe_blurbs_are_removed() -> None:
-    raw = "Last paragraph of the article.\nWant to read more?\nSubscribe for full access.\nSubscribeThe Authors\nA. Writer is a correspondent."
+    raw = "Last paragraph of the article.\nWant to read more?\nSubscribe for full access.\nSubscribeThe Authors\nA. Writer is a correspondent."  # noqa: E501
     out = text_of(raw)
     assert "Subscribe" not in out and "Want to read more" not in out
     assert "The Authors\nA. Writer is a correspondent." in out
 
 
 def test_section_breadcrumbs_are_removed_but_bylines_with_a_bar_are_kept() -> None:
-    raw = "Features | Security | East Asia\n\nRyosuke Tanaka | National Institute for Defense Studies, Japan.\n\nBody text here."
+    raw = "Features | Security | East Asia\n\nRyosuke Tanaka | National Institute for Defense Studies, Japan.\n\nBody text here."  # noqa: E501
     assert text_of(raw) == "Ryosuke Tanaka | National Institute for Defense Studies, Japan.\n\nBody text here."
 
 
@@ -83,7 +83,7 @@ def test_sentences_cut_by_page_breaks_are_rejoined() -> None:
 
 
 def test_headings_are_found_and_not_joined_to_prose() -> None:
-    raw = "Title of the piece\n\nStrengthening Ties\n\nAs I detailed in a 2020 report, Japan is a partner. It works.\n\nBy Jeffrey W. Hornung\n\nMore prose follows here."
+    raw = "Title of the piece\n\nStrengthening Ties\n\nAs I detailed in a 2020 report, Japan is a partner. It works.\n\nBy Jeffrey W. Hornung\n\nMore prose follows here."  # noqa: E501
     doc = clean_text(raw)
     headings = [doc.text[h.start : h.end] for h in doc.headings]
     assert headings == ["Title of the piece", "Strengthening Ties"]

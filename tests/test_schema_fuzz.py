@@ -5,6 +5,7 @@ input, with and without an admin token. No 5xx, and every response matches what 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -68,10 +69,8 @@ def _fuzz(app: Any, headers: dict[str, str], tried: dict[str, int]) -> list[str]
             test = settings(
                 max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck)
             )(given(case=op.as_strategy(mode))(check))
-            try:
+            with contextlib.suppress(Unsatisfiable):  # no invalid input exists for an operation without parameters
                 test()
-            except Unsatisfiable:
-                pass  # no invalid input exists for an operation without parameters
     return failures
 
 

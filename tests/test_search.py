@@ -252,13 +252,15 @@ def test_reader_stage_reorders_the_top_candidates_only(small_engine) -> None:
     assert 0 < len(fake.read) <= 6 and len(set(fake.read)) == len(fake.read)  # each distinct sentence read once
     best = [max(len(t) for t in _read_of(searcher, got, j, fake.read)) for j in got.order[:3]]
     assert best == sorted(best, reverse=True)  # ordered by the best sentence the reader read
-    assert got.ranking.reader is not None and set(fake.read) == {searcher_text(searcher, got, r) for r in got.ranking.reader}
+    assert got.ranking.reader is not None and set(fake.read) == {
+        searcher_text(searcher, got, r) for r in got.ranking.reader
+    }
 
 
 def searcher_text(searcher, got, row):  # type: ignore[no-untyped-def]
     s = got.candidates.sentences
     j = int(np.flatnonzero(s.rows == row)[0])
-    owner = int(np.searchsorted(s.offsets, j, side='right') - 1)
+    owner = int(np.searchsorted(s.offsets, j, side="right") - 1)
     return searcher.sentence_text(int(got.candidates.ids[owner]), int(row))
 
 

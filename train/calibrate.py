@@ -220,7 +220,8 @@ def main(argv: list[str] | None = None) -> None:
 
     best = max((k for k in results if k[0] > 0), key=lambda k: (score(k), -k[0]))
     print(
-        f"chosen: reader_top {best[0]}, weight {best[1]} (mean hit@1 {score(best):.3f}; no reader {score((0, 0.0)):.3f})"
+        f"chosen: reader_top {best[0]}, weight {best[1]} (mean hit@1 {score(best):.3f}; no reader "
+        f"{score((0, 0.0)):.3f})"
     )
 
     models: dict[str, LinearModel] = {}

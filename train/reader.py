@@ -5,7 +5,8 @@
 
 Initialised from the bundled all-MiniLM-L6-v2 (Apache-2.0), cut to its first `--layers` layers, with the
 word-embedding matrix and the bottom `--freeze` layers frozen (so the shipped weights leave them out and take
-them from the installed model package), trained with sentence-transformers' CrossEncoderTrainer and binary cross-entropy on pairs from
+them from the installed model package), trained with sentence-transformers' CrossEncoderTrainer and binary
+cross-entropy on pairs from
 train/data.py. Deterministic given --seed (data order, initialisation of the head, dropout). Checkpoints
 are written every --save-steps so a run can be stopped at any point; `python -m train.ship CHECKPOINT`
 turns one into the package's reader folder.

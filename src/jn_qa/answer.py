@@ -68,7 +68,9 @@ def compose(
     if chosen:
         top, _, spans = chosen[0]
         feats = top_features(version, retrieved, top, spans)
-        confidence = default_abstention(reader=reader_logit(version, retrieved, top, spans) is not None).confidence(feats)
+        confidence = default_abstention(reader=reader_logit(version, retrieved, top, spans) is not None).confidence(
+            feats
+        )
     standardised = ranking.linear.inputs(cands.features) if explain and ranking.linear is not None else None
     results = []
     for rank, (pos, row, spans) in enumerate(chosen, 1):

@@ -263,7 +263,8 @@ def eval_gold(
     ],
     k: Annotated[int, typer.Option("--k", "-k", help="Passages per question (1-100).")] = 5,
     mode: Annotated[
-        str, typer.Option(help="hybrid (jn-qa with its reader), ranker (no reader), or a baseline: lexical, dense, rrf.")
+        str,
+        typer.Option(help="hybrid (jn-qa with its reader), ranker (no reader), or a baseline: lexical, dense, rrf."),
     ] = "hybrid",
     split: Annotated[
         str, typer.Option(help="SQuAD folders: all, train or select articles (the reader trained on 'train').")
@@ -290,7 +291,7 @@ def eval_beir(
     model: ModelOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """nDCG@10 and Recall@100 (documents ranked by their best passage) for jn-qa, BM25 alone, dense alone and plain RRF."""
+    """nDCG@10 and Recall@100 (documents ranked by best passage): jn-qa, its ranker alone, BM25, dense and RRF."""
     from .evaluate import evaluate_beir
 
     report = evaluate_beir(settings(model=model), folder, split, index)

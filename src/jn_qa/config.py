@@ -41,21 +41,27 @@ class Settings:
     )
     reranker: str = _setting(
         "",
-        "The reader that re-ranks, marks and scores answers: empty for jn-qa's own (shipped), a local CrossEncoder folder, or 'off'.",
+        "The reader that re-ranks, marks and scores answers: empty for jn-qa's own (shipped), a "
+        "local CrossEncoder folder, or 'off'.",
     )
     encoder: str = _setting(
         "auto",
         "Encoder backend: auto (measured per use: onnx for queries and the reader, openvino for builds), "
         "torch, onnx, onnx-int8 or openvino; one that cannot load falls back to torch with a notice.",
     )
-    rewrite: bool = _setting(True, "Correct typos and spell out the corpus's acronyms before searching (shown as 'searched for').")
-    reader_top: int = _setting(3, "Candidates whose likeliest sentences the reader reads (3: chosen by hit@1, docs/reader.md).")
+    rewrite: bool = _setting(
+        True, "Correct typos and spell out the corpus's acronyms before searching (shown as 'searched for')."
+    )
+    reader_top: int = _setting(
+        3, "Candidates whose likeliest sentences the reader reads (3: chosen by hit@1, docs/reader.md)."
+    )
     chunk_words: int = _setting(120, "Target passage size in words; passages hold whole sentences only.")
     chunk_overlap: int = _setting(40, "Words of whole sentences repeated at the start of the next passage.")
     batch_size: int = _setting(32, "Embedding batch size during builds.")
     query_threads: int = _setting(
         1,
-        "Torch threads for encoding one search query: 1 stays fast on a busy machine and under concurrent searches; 2 is faster on an idle one.",
+        "Torch threads for encoding one search query: 1 stays fast on a busy machine and under "
+        "concurrent searches; 2 is faster on an idle one.",
     )
     index_type: str = _setting("auto", "FAISS index: auto (by corpus size), flat, hnsw, ivf-sq8 or ivf-pq.")
     # Search
@@ -108,9 +114,12 @@ class Settings:
             or self.keep_versions < 1
             or self.candidates < 1
             or self.batch_size < 1
-            or self.query_threads < 1 or self.reader_top < 1
+            or self.query_threads < 1
+            or self.reader_top < 1
         ):
-            raise ConfigError("workers, keep_versions, candidates, batch_size, query_threads and reader_top must be positive")
+            raise ConfigError(
+                "workers, keep_versions, candidates, batch_size, query_threads and reader_top must be positive"
+            )
         if self.max_upload_mb <= 0 or self.reload_interval <= 0:
             raise ConfigError("max_upload_mb and reload_interval must be positive")
         return self

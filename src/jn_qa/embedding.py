@@ -314,7 +314,7 @@ class Embedder:
         missing = [(i, k) for i in range(len(texts)) for k in range(len(sentence_spans[i])) if not results[i][k].any()]
         if missing:  # sentences cut off by the model's length limit: encode them on their own
             alone = self.encode_queries([texts[i][slice(*sentence_spans[i][k])] for i, k in missing])
-            for (i, k), v in zip(missing, alone):
+            for (i, k), v in zip(missing, alone, strict=True):
                 results[i][k] = v
         svecs = [results[i] for i in range(len(texts))]
         return Encoded(pvecs, svecs)

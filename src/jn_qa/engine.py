@@ -17,8 +17,7 @@ from . import answer as answer_mod
 from .config import MAX_K, Settings
 from .embedding import Embedder
 from .errors import IndexUnavailable, InvalidInput, ModelMismatch
-from .ranking import Ranker
-from .ranking import bundled_models
+from .ranking import Ranker, bundled_models
 from .reader import READER_WEIGHT, Reader, ReaderStage
 from .schema import Answer, Filters, SourceMeta, Span
 from .search import Searcher

@@ -51,7 +51,9 @@ class ResultOut(BaseModel):
 
 
 class RewriteOut(BaseModel):
-    kind: str = Field(..., description="typo (a word neither the corpus's nor English) or acronym (the corpus defines it).")
+    kind: str = Field(
+        ..., description="typo (a word neither the corpus's nor English) or acronym (the corpus defines it)."
+    )
     typed: str
     meant: str
 

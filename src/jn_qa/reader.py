@@ -178,7 +178,6 @@ class Reader:
         return np.asarray(out, dtype=np.float64).reshape(-1)
 
 
-
 # ---------------------------------------------------------------- the ranking stage
 
 READER_TOP = 3  # candidates whose sentences the reader reads (setting reader_top)

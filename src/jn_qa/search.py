@@ -16,9 +16,9 @@ import numpy as np
 from .abstention import specifics
 from .embedding import Embedder
 from .errors import InvalidInput
-from .query import QueryPlan
 from .facets import passage_mask
 from .lexical import QueryTerms, tokenize
+from .query import QueryPlan
 from .ranking import (
     BASELINES,
     FEATURES,

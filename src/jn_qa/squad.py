@@ -39,7 +39,7 @@ def load_squad(folder: Path, split: str = "all", file: str = QUESTIONS) -> list[
         raise InvalidInput(f"split must be one of {', '.join(SPLITS)}")
     rows = []
     try:
-        for n, line in enumerate((folder / file).read_text(encoding="utf-8").splitlines(), 1):
+        for line in (folder / file).read_text(encoding="utf-8").splitlines():
             if line.strip():
                 rows.append(json.loads(line))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
