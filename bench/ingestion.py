@@ -210,7 +210,12 @@ def pdf_table(path: Path) -> None:
 
 
 def main(argv: list[str]) -> None:
-    pages = [Path(a) for a in argv] or [p for p in DEFAULT_PAGES if p.is_file()]
+    import argparse
+
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    ap.add_argument("pages", nargs="*", type=Path, help="HTML pages to compare (default: the test documents)")
+    args = ap.parse_args(argv)
+    pages = list(args.pages) or [p for p in DEFAULT_PAGES if p.is_file()]
     print(
         "| page | extractor | prose sentences kept | body h1-h6 found | Markdown marks added "
         "| code lines as headings | nav lines kept |"

@@ -104,7 +104,8 @@ def test_an_orphan_sidecar_is_not_adopted(folder: Path) -> None:
     (folder / "notes.meta.json").write_text(json.dumps({"title": "Someone else's"}), encoding="utf-8")
     (added,) = _add(folder, "notes.txt", b"Fresh notes on the summit.").added
     assert added.id == "notes"  # the orphan (a killed add's, or one left by hand) is removed under the lock
-    assert not (folder / "notes.meta.json").exists()
+    sidecar = folder / "notes.meta.json"  # every added source gets its own sidecar now: never the orphan's
+    assert not sidecar.exists() or "Someone else's" not in sidecar.read_text(encoding="utf-8")
     source = next(s for s in ingest.read_corpus(folder) if s.id == "notes")
     assert source.meta.title == "Fresh notes on the summit."
 
