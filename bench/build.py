@@ -322,7 +322,7 @@ def render(run: dict[str, Any]) -> str:
         ok = cos["mean"] >= TARGET["cosine"]
         lines += [
             f"Quality of the build's vectors: the index's passage vectors (encoder "
-            f"`{(bare.get('index_encoder') or {}).get('backend', 'torch')}`) against bare torch "
+            f"`{((bare or {}).get('index_encoder') or {}).get('backend', 'torch')}`) against bare torch "
             "`model.encode`'s for the "
             f"same passages: mean cosine **{cos['mean']:.5f}** (min {cos['min']:.5f}; target ≥ {TARGET['cosine']}: "
             f"{'met' if ok else 'missed'}).",

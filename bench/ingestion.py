@@ -14,6 +14,7 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -158,7 +159,7 @@ SPEC_ENTRIES = ("GNOME The GNOME desktop", "KDE The KDE desktop", "ROX The ROX d
 def pdf_texts(data: bytes) -> dict[str, Callable[[], str]]:
     import io
 
-    def pypdf_text(mode: str) -> str:
+    def pypdf_text(mode: Literal["plain", "layout"]) -> str:
         from pypdf import PdfReader
 
         return "\n".join(p.extract_text(extraction_mode=mode) or "" for p in PdfReader(io.BytesIO(data)).pages)

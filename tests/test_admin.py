@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
+import httpx2
 import pytest
 from fastapi.testclient import TestClient
 
@@ -241,7 +241,7 @@ def test_rebuild_runs_beside_other_requests_and_one_at_a_time(tmp_path: Path) ->
         old = client.get("/api/health").json()["version"]
         up = client.post("/api/sources", headers=AUTH, files={"file": ("alliance.pdf", make_pdf())})
         assert up.status_code == 201
-        result: dict[str, httpx.Response] = {}
+        result: dict[str, httpx2.Response] = {}  # what TestClient returns
         worker = threading.Thread(
             target=lambda: result.setdefault("r", client.post("/api/index/rebuild?full=true", headers=AUTH))
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -26,7 +27,7 @@ ANSWER_KEYS = {
     "filters",
     "results",
 }
-NO_FILTERS = {"source": [], "publisher": [], "author": [], "since": None, "until": None}
+NO_FILTERS: dict[str, Any] = {"source": [], "publisher": [], "author": [], "since": None, "until": None}
 RESULT_KEYS = {"rank", "score", "text", "start", "end", "highlights", "section", "page", "source", "citation"}
 SOURCE_KEYS = {"id", "title", "author", "publisher", "published", "url"}
 
@@ -51,7 +52,7 @@ def texts(client: TestClient) -> dict[str, str]:
     return {i: client.get(f"/api/sources/{i}").json()["text"] for i in ids}
 
 
-def assert_error(r, status: int) -> None:  # type: ignore[no-untyped-def]
+def assert_error(r, status: int) -> None:
     assert r.status_code == status, r.text
     assert r.headers["content-type"].startswith("application/json")
     body = r.json()
@@ -187,7 +188,7 @@ def catalogue(client: TestClient) -> list[dict]:
 )
 def test_each_filter_keeps_only_matching_sources_on_get_and_post(
     client: TestClient, catalogue: list[dict], params: dict, keep
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     allowed = {s["id"] for s in catalogue if keep(s)}
     assert allowed and allowed != {s["id"] for s in catalogue}  # each case narrows, and to something
     get = client.get("/api/search", params={"q": "Japan NATO cooperation", "k": 20, **params})

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -100,8 +101,12 @@ class Watched:
         self.context.route("**/*", self._route)
         self.page = self.context.new_page()
         self.page.set_default_timeout(30_000)
-        self.page.on("console", lambda m: m.type == "error" and self.problems.append(f"console: {m.text}"))
+        self.page.on("console", self._console)
         self.page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
+
+    def _console(self, m: Any) -> None:
+        if m.type == "error":
+            self.problems.append(f"console: {m.text}")
 
     def _route(self, route: object) -> None:
         url = route.request.url  # type: ignore[attr-defined]
@@ -190,7 +195,7 @@ def test_read_in_context_opens_the_source_with_the_passage_highlighted(watched: 
     anchor = page.locator("#passage")
     anchor.wait_for()
     box = anchor.bounding_box()
-    assert box is not None and 0 <= box["y"] < page.viewport_size["height"]  # type: ignore[index]
+    assert box is not None and 0 <= box["y"] < page.viewport_size["height"]
     marked = "".join(page.locator("mark.passage").all_inner_texts())
     assert squash(marked) == squash(passage)
     background = anchor.evaluate("e => getComputedStyle(e).backgroundColor")

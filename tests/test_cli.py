@@ -98,7 +98,7 @@ def test_help_shows_each_option_s_environment_variable_and_default() -> None:
 
 
 @pytest.fixture(scope="module")
-def server_url(corpus_settings: Settings, embedder) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def server_url(corpus_settings: Settings, embedder) -> Iterator[str]:
     """A real uvicorn server over the seed index, on a free loopback port, in a thread."""
     import socket
     import threading

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import platform
 import socket
 from pathlib import Path
 from typing import Any
@@ -148,10 +149,10 @@ def test_the_setting_chooses_per_use_and_refuses_unknown_names() -> None:
 def test_the_int8_kernel_follows_the_cpu(
     machine: str, flags: str, kernel: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(encoders.platform, "machine", lambda: machine)
+    monkeypatch.setattr(platform, "machine", lambda: machine)  # the module encoders calls machine() on
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"flags\t\t: fpu sse {flags}\n")
-    real = encoders.Path
+    real = Path
 
     monkeypatch.setattr(encoders, "Path", lambda p: cpuinfo if p == "/proc/cpuinfo" else real(p))
     assert encoders.int8_kernel() == kernel

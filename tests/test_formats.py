@@ -204,7 +204,7 @@ def _docx(path: Path) -> list[str]:
     d.add_paragraph("#define CHUNK 16384", style="macro")
     d.add_paragraph("# Conclusion is not a heading here", style="macro")
     d.add_paragraph(prose[2])
-    d.save(path)
+    d.save(str(path))
     return prose
 
 

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from fastapi.testclient import TestClient
@@ -388,7 +389,7 @@ class SlowEmbedder(FakeEmbedder):
         self.entered = threading.Event()
         self.release = threading.Event()
 
-    def encode_passages(self, texts, sentence_spans, batch_size: int = 32, progress: bool = False):  # type: ignore[no-untyped-def]
+    def encode_passages(self, texts, sentence_spans, batch_size: int = 32, progress: bool = False):
         self.entered.set()
         self.release.wait(60)
         return super().encode_passages(texts, sentence_spans, batch_size, progress)
@@ -429,7 +430,7 @@ def test_silent_and_half_sent_connections_are_closed() -> None:
         header_timeout = 1.0
         body_idle = 1.0
 
-    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+    async def app(scope, receive, send):
         if scope["type"] != "http":
             return
         while (await receive()).get("more_body"):
@@ -500,8 +501,11 @@ def test_a_non_ascii_token_matches_when_sent_as_utf8(tiny: Settings) -> None:
     token = "tökén-ß-密"
     s = tiny.replace(admin_token=token)
     with _client(s) as client:
-        sent_utf8 = client.get("/api/index/status", headers={"Authorization": b"Bearer " + token.encode("utf-8")})
-        wrong = client.get("/api/index/status", headers={"Authorization": b"Bearer " + "tökén".encode("latin-1")})
+        # bytes on purpose: the raw header values the server has to decode
+        utf8 = cast(Any, {"Authorization": b"Bearer " + token.encode("utf-8")})
+        latin1 = cast(Any, {"Authorization": b"Bearer " + "tökén".encode("latin-1")})
+        sent_utf8 = client.get("/api/index/status", headers=utf8)
+        wrong = client.get("/api/index/status", headers=latin1)
     assert sent_utf8.status_code == 200 and wrong.status_code == 401
 
 

@@ -51,7 +51,7 @@ def squash(s: str) -> str:
     return re.sub(r"\s+", "", s)
 
 
-def assert_page(r, status: int) -> str:  # type: ignore[no-untyped-def]
+def assert_page(r, status: int) -> str:
     assert r.status_code == status, r.text[:500]
     assert r.headers["content-type"].startswith("text/html")
     return r.text

@@ -55,7 +55,7 @@ def test_plain_install_adds_every_format(tmp_path: Path) -> None:
     d = docx.Document()
     d.add_heading("Japan and NATO", level=1)
     d.add_paragraph("Japan and NATO agreed an Individually Tailored Partnership Programme in 2023.")
-    d.save(files / "memo.docx")
+    d.save(str(files / "memo.docx"))
     sources = [files / "talks.txt", files / "space.md", DATA / "zlib_how.html", DATA / "shared-mime-info-spec.pdf"]
     sources += [files / "report.pdf", files / "memo.docx"]
     corpus = tmp_path / "corpus"

@@ -53,7 +53,7 @@ def test_typos_are_corrected_to_corpus_words_only() -> None:
     assert speller.correct_word("the") is None
 
 
-def speller_fix(typed: str, corrected: str):  # type: ignore[no-untyped-def]
+def speller_fix(typed: str, corrected: str):
     from jn_qa.spelling import Correction
 
     return Correction(typed, corrected)

@@ -50,7 +50,7 @@ def test_the_reader_marks_the_sentence_that_answers(seed_engine) -> None:
     assert "2014" in marked
 
 
-def test_repeats_never_fill_two_slots(tmp_path: Path, fake_embedder) -> None:  # type: ignore[no-untyped-def]
+def test_repeats_never_fill_two_slots(tmp_path: Path, fake_embedder) -> None:
     from jn_qa.build import build
     from jn_qa.config import Settings
     from jn_qa.engine import Engine

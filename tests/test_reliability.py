@@ -76,6 +76,7 @@ def test_short_load_on_two_workers_fails_nothing_and_shares_the_index(tmp_path: 
 def test_rebuild_under_load_fails_nothing_and_never_mixes_versions(tmp_path: Path) -> None:
     s = seed_copy(tmp_path)
     old = Layout(s.index).current_name()
+    assert old is not None
     env = {"JNQA_ADMIN_TOKEN": TOKEN, "JNQA_RELOAD_INTERVAL": "0.5", "JNQA_RERANKER": "off"}  # about swapping
     built: dict[str, Any] = {}
 
@@ -104,7 +105,7 @@ def test_rebuild_under_load_fails_nothing_and_never_mixes_versions(tmp_path: Pat
 def test_mixed_answers_are_caught() -> None:
     """The no-mixing check itself: a result cut from another version's text is reported."""
     texts = {"v1": {"a": "Old text about Tokyo."}, "v2": {"a": "New text about Tokyo and Brussels."}}
-    ok = {
+    ok: dict[str, Any] = {
         "version": "v2",
         "results": [{"source": {"id": "a"}, "start": 0, "end": 8, "text": "New text", "highlights": []}],
     }

@@ -11,14 +11,14 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
+import httpx2
 import psutil
 import pytest
 from fastapi.testclient import TestClient
 
-from jn_qa import admin
 from jn_qa.api import create_app
 from jn_qa.config import Settings
 from jn_qa.engine import Engine
@@ -57,7 +57,7 @@ def test_every_admin_request_compares_the_token_in_constant_time(
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(admin.hmac, "compare_digest", spy)
+    monkeypatch.setattr(hmac, "compare_digest", spy)  # the module admin calls compare_digest on
     headers = [
         AUTH,
         {"Authorization": "Bearer wrong"},
@@ -76,7 +76,8 @@ def test_every_admin_request_compares_the_token_in_constant_time(
 )
 def test_odd_authorization_headers_are_refused_with_401(client: TestClient, seeded: Settings, value: str) -> None:
     before = tree_digest(seeded.corpus)
-    r = client.request("DELETE", f"/api/sources/{SOURCE}", headers={"Authorization": value.encode("latin-1")})  # type: ignore[dict-item]
+    raw = cast(Any, {"Authorization": value.encode("latin-1")})  # bytes on purpose: the raw header value
+    r = client.request("DELETE", f"/api/sources/{SOURCE}", headers=raw)
     assert r.status_code == 401 and r.json()["error"]["status"] == 401
     assert tree_digest(seeded.corpus) == before
 
@@ -106,14 +107,15 @@ def test_hostile_ids_are_refused_on_every_route_and_touch_no_file(
 ) -> None:
     outside = seeded.corpus.parent
     before = tree_digest(outside)
-    for method, path, kw in [
+    requests: list[tuple[str, str, dict[str, Any]]] = [
         ("GET", f"/api/sources/{source_id}", {}),
         ("GET", f"/sources/{source_id}", {}),
         ("HEAD", f"/sources/{source_id}", {}),
         ("DELETE", f"/api/sources/{source_id}", {"headers": AUTH}),
         ("GET", f"/api/search?q=Japan&source={source_id}", {}),
         ("GET", f"/?q=Japan&source={source_id}", {}),
-    ]:
+    ]
+    for method, path, kw in requests:
         r = client.request(method, path, **kw)
         assert r.status_code in (404, 422), (method, path, r.status_code)
         assert "root:" not in r.text and "outside the corpus" not in r.text
@@ -194,7 +196,7 @@ RESPONSES: list[tuple[str, str, dict[str, Any], int]] = [
 ]
 
 
-def _assert_secure(r: httpx.Response) -> None:
+def _assert_secure(r: httpx2.Response) -> None:  # what TestClient returns
     h = r.headers
     csp = h["content-security-policy"]
     assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp

@@ -12,7 +12,8 @@ from jn_qa.schema import Filters, Span
 
 
 def marked(segs: tuple[views.Segment, ...], base: int) -> set[int]:
-    out, pos = set(), base
+    out: set[int] = set()
+    pos = base
     for s in segs:
         if s.mark:
             out.update(range(pos, pos + len(s.text)))

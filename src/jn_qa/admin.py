@@ -11,7 +11,7 @@ import contextlib
 import hmac
 import logging
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from typing import Annotated, Any
 
 import anyio
@@ -232,7 +232,7 @@ async def read_upload(request: Request, limit: int) -> tuple[list[corpus.Incomin
     return items, meta
 
 
-async def _counted(request: Request, cap: int, limit: int) -> AsyncIterator[bytes]:
+async def _counted(request: Request, cap: int, limit: int) -> AsyncGenerator[bytes, None]:
     total = 0
     async for chunk in request.stream():
         total += len(chunk)

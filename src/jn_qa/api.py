@@ -10,7 +10,7 @@ import contextlib
 import difflib
 import os
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Query, Request
@@ -299,7 +299,7 @@ def answer_response(answer: Answer, explain: bool, started: float) -> Response:
     return response
 
 
-def error_response(request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+def error_response(request: Request, status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
     """JSON for programs (under /api), a page for people (everywhere else); the status is the same."""
     if request.url.path.startswith(JSON_PATHS):
         return JSONResponse(error_body(status, message), status_code=status, headers=headers)

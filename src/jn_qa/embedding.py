@@ -181,7 +181,7 @@ class Embedder:
                     from sentence_transformers import SentenceTransformer
                     from transformers.utils import logging as hf_logging
 
-                    hf_logging.disable_progress_bar()
+                    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # untyped in transformers
                     model = SentenceTransformer(str(self.folder), device="cpu", local_files_only=True)
                     self._model = model.eval()  # `encode` sets this on every call; the direct query path relies on it
             if self.requested != encoders.TORCH:
@@ -344,7 +344,7 @@ class Embedder:
         for j in range(len(batch)):
             mask = enc["attention_mask"][j].astype(bool)
             tokens = np.asarray(hidden[j][mask], dtype=np.float32)
-            offsets = [tuple(int(x) for x in o) for o in enc["offset_mapping"][j][mask]]
+            offsets = [(int(o[0]), int(o[1])) for o in enc["offset_mapping"][j][mask]]
             out.append((_unit(tokens.mean(axis=0)), _pool_spans(tokens, offsets, spans[j], dim)))
         return out
 

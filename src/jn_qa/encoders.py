@@ -104,7 +104,9 @@ class Export:
 
 class Runner(Protocol):
     backend: str
-    export: Export | None
+
+    @property
+    def export(self) -> Export | None: ...  # read-only here, so a runner that always has one (Export) fits
 
     def __call__(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray: ...
 
@@ -258,7 +260,8 @@ class OnnxRunner:
 
     def __call__(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         feed = {k: np.asarray(inputs[k], dtype=np.int64) for k in self._names}
-        return self._session.run([self.export.outputs], feed)[0]
+        output: np.ndarray = self._session.run([self.export.outputs], feed)[0]
+        return output
 
 
 class OpenVinoRunner:

@@ -371,10 +371,12 @@ def scan(corpus: Path) -> tuple[list[Entry], list[str]]:
             raise CorpusError(f"cannot read {name}: {e.strerror}") from None
         entries.append(Entry(path.stem, path, kind, digest, sha256(data)))
     seen: dict[str, Entry] = {}
-    for e in entries:
-        if e.id in seen:
-            raise CorpusError(f"two sources share the id {e.id!r}: {seen[e.id].path.name} and {e.path.name}")
-        seen[e.id] = e
+    for entry in entries:
+        if entry.id in seen:
+            raise CorpusError(
+                f"two sources share the id {entry.id!r}: {seen[entry.id].path.name} and {entry.path.name}"
+            )
+        seen[entry.id] = entry
     return entries, skipped
 
 

@@ -168,7 +168,8 @@ def _valid_filters(engine: Engine, params: Any) -> Filters:
         good = []
         for value in params.getlist(name):
             try:
-                allowed_sources(metas, Filters.of(**{name: [value]}))
+                one: dict[str, Any] = {name: [value]}
+                allowed_sources(metas, Filters.of(**one))
             except JnqaError:
                 continue
             good.append(value)

@@ -89,7 +89,13 @@ class Filters:
             lo, hi = date_bounds(dates["since"]), date_bounds(dates["until"])
             if lo is not None and hi is not None and lo[0] > hi[1]:
                 raise InvalidInput(f"since ({dates['since']}) is after until ({dates['until']})")
-        return cls(**values, **dates)
+        return cls(
+            source=values["source"],
+            publisher=values["publisher"],
+            author=values["author"],
+            since=dates["since"],
+            until=dates["until"],
+        )
 
     def __bool__(self) -> bool:
         return bool(self.source or self.publisher or self.author or self.since or self.until)

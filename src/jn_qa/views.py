@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from .citations import FORMATS, human_date
@@ -276,7 +277,8 @@ def facet_groups(answer: Answer, q: str, k: int, default_k: int) -> list[FacetGr
             else:
                 current = getattr(f, name)
                 new = tuple(v for v in current if v != value) if selected else (*current, value)
-                narrowed = dataclasses.replace(f, **{name: new})
+                change: dict[str, Any] = {name: new}
+                narrowed = dataclasses.replace(f, **change)
             items.append(
                 FacetValue(value, counts.get(value, 0), "/?" + search_query(q, k, narrowed, default_k), selected)
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-BlockKind = Literal["text", "heading", "code"]
+BlockKind = Literal["text", "heading", "code", "table"]
 
 
 @dataclass(frozen=True)
