@@ -197,7 +197,7 @@ def test_eval_beir_reports_each_system_against_its_baselines(tmp_path: Path) -> 
     done = _cli("eval-beir", str(folder), "--index", str(tmp_path / "index"), "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert set(report["systems"]) == {"bm25", "dense", "rrf", "jn-qa"}
+    assert set(report["systems"]) == {"bm25", "dense", "rrf", "ranker", "jn-qa"}
     assert report["queries"] == 2
     assert report["systems"]["jn-qa"]["ndcg@10"] == pytest.approx(1.0)
     assert all(0.0 <= s["recall@100"] <= 1.0 for s in report["systems"].values())
