@@ -49,7 +49,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 $(TEST_STAMP): $(STAMP) pyproject.toml  ## the test extras: pytest, playwright, schemathesis and the rest
-	@echo "==> installing the test tools (pytest, playwright, schemathesis, ruff, mypy)"
+	@echo "==> installing the test tools (test runner, browser driver, API fuzzer, linters)"
 	test -f $(CONSTRAINTS) || echo torch==2.13.0 > $(CONSTRAINTS)
 	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[test]'
 	touch $@
