@@ -139,9 +139,7 @@ def _extract_html(data: bytes, name: str) -> Extracted:
         ex = html.extract(markup)
     except Exception as e:
         raise UnsupportedSource(f"{name}: the HTML could not be parsed ({type(e).__name__})") from None
-    if not any(b.text.strip() for b in ex.blocks):
-        raise UnsupportedSource(f"{name}: no readable main text found in the HTML")
-    return _from_blocks(ex)
+    return _from_blocks(ex, f"{name}: no readable main text found in the HTML")
 
 
 _CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.I)
@@ -166,9 +164,7 @@ def _extract_pdf(data: bytes, name: str) -> Extracted:
         if type(cause).__name__ in ("FileNotDecryptedError", "PDFPasswordIncorrect", "PDFEncryptionError"):
             raise UnsupportedSource(f"{name}: the PDF is encrypted; save an unprotected copy first") from None
         raise UnsupportedSource(f"{name}: the PDF could not be read ({type(cause).__name__})") from None
-    if not any(b.text.strip() for b in ex.blocks):
-        raise UnsupportedSource(f"{name}: the PDF has no extractable text (scanned images need OCR first)")
-    return _from_blocks(ex)
+    return _from_blocks(ex, f"{name}: the PDF has no extractable text (scanned images need OCR first)")
 
 
 def _extract_docx(data: bytes, name: str) -> Extracted:
@@ -180,12 +176,13 @@ def _extract_docx(data: bytes, name: str) -> Extracted:
         ex = docx.extract(data)
     except Exception as e:
         raise UnsupportedSource(f"{name}: the Word file could not be read ({type(e).__name__})") from None
+    return _from_blocks(ex, f"{name}: the Word file has no text")
+
+
+def _from_blocks(ex: Extraction, empty: str) -> Extracted:
+    """A structured format's extraction as an Extracted; `empty` is the refusal when it holds no text."""
     if not any(b.text.strip() for b in ex.blocks):
-        raise UnsupportedSource(f"{name}: the Word file has no text")
-    return _from_blocks(ex)
-
-
-def _from_blocks(ex: Extraction) -> Extracted:
+        raise UnsupportedSource(empty)
     note = "; ".join(f"{k}: {v}" for k, v in ex.found.items())
     return Extracted(
         "\n\n".join(b.text for b in ex.blocks),
