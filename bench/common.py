@@ -7,6 +7,7 @@ rewrite their own part of the same file without touching the others'.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -30,7 +31,23 @@ DOC_TITLE = "# Benchmarks\n"
 
 
 SHARED = ROOT.parent / "shared"  # the maintainers' evaluation data sits beside the repository, never in it
-SCIFACT = Path(os.environ.get("JNQA_BENCH_SCIFACT") or SHARED / "bench-data" / "scifact")
+SCIFACT = Path(
+    os.environ.get("JNQA_BENCH_SCIFACT") or os.environ.get("JNQA_SCIFACT") or SHARED / "bench-data" / "scifact"
+)
+FALLBACK_QUESTIONS = (  # used when the shared dev set is not beside the repository
+    "Who said that Ukraine today may be East Asia tomorrow?",
+    "Why did talk of a NATO liaison office in Tokyo stall?",
+    "What has Japan learned from the CCDCOE?",
+    "How many priority areas did the IPCP have compared with the ITPP?",
+    "When was the Japanese Mission to NATO established?",
+    "What are the practical areas of cooperation for Japan-NATO ties?",
+)
+
+
+def module_command(module: str, *args: str) -> list[str]:
+    """The command that runs a bench or eval module in a fresh interpreter (from the repository root, as
+    `python -m` itself needs)."""
+    return [sys.executable, "-m", module, *args]
 
 
 def dev_gold() -> Path:
@@ -40,6 +57,14 @@ def dev_gold() -> Path:
 
 
 # ---------------------------------------------------------------- timing
+
+
+def dev_questions(path: Path | None = None) -> list[str]:
+    """The dev questions (a realistic mix of easy, hard and unanswerable ones), or a built-in few."""
+    path = dev_gold() if path is None else path
+    if path.exists():
+        return [json.loads(line)["question"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return list(FALLBACK_QUESTIONS)
 
 
 def percentiles(seconds: Sequence[float] | np.ndarray, qs: Sequence[float] = (50, 95, 99)) -> dict[str, float]:
@@ -152,10 +177,8 @@ def machine() -> dict[str, Any]:
         pass
     versions = {}
     for dist in ("jn-qa", "faiss-cpu", "bm25s", "numpy", "sentence-transformers", "torch", "PyStemmer", "psutil"):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),

@@ -1,7 +1,7 @@
 """Load test: concurrent clients against a real `jn-qa serve`, bounded in time, loopback only.
 
-    python bench/load.py --clients 32 --seconds 60 --workers 1,2          # throughput, latency, memory
-    python bench/load.py --clients 32 --seconds 60 --workers 1 --rebuild  # the same while a source is added
+    python -m bench.load --clients 32 --seconds 60 --workers 1,2          # throughput, latency, memory
+    python -m bench.load --clients 32 --seconds 60 --workers 1 --rebuild  # the same while a source is added
 
 Every request counts: any status other than 200, and any exception, is a failure. Each worker
 process's memory is read with psutil (RSS, PSS, USS, and how much of the memory-mapped index it
@@ -33,35 +33,18 @@ from typing import Any
 import httpx
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import dev_gold, free_port  # noqa: E402
-from common import nearest_rank as percentile  # noqa: E402
+from bench.common import dev_gold, dev_questions, free_port
+from bench.common import nearest_rank as percentile
 
 ROOT = Path(__file__).resolve().parent.parent
-DEV_QUESTIONS = dev_gold()
-FALLBACK_QUESTIONS = (  # used when the shared dev set is not beside the repository
-    "Who said that Ukraine today may be East Asia tomorrow?",
-    "Why did talk of a NATO liaison office in Tokyo stall?",
-    "What has Japan learned from the CCDCOE?",
-    "How many priority areas did the IPCP have compared with the ITPP?",
-    "When was the Japanese Mission to NATO established?",
-    "What are the practical areas of cooperation for Japan-NATO ties?",
-)
 NEW_SOURCE_NAME = "kestrel-harbour-accord.txt"
 NEW_SOURCE = (
     "Kestrel Harbour Accord\n\n"
     "Under the fictional Kestrel Harbour Accord of 2031, Japan and NATO pool their submarine cable repair ships. "
-    "Each partner patrols a sector of the Pacific or the North Atlantic, and a joint cell in Yokosuka plans the repairs.\n"
+    "Each partner patrols a sector of the Pacific or the North Atlantic, and a joint cell in Yokosuka plans the "
+    "repairs.\n"
 )
 ADMIN_TOKEN = "load-test-admin-token"
-
-
-def questions(path: Path = DEV_QUESTIONS) -> list[str]:
-    """The dev questions (a realistic mix of easy, hard and unanswerable ones), or a built-in few."""
-    if path.exists():
-        return [json.loads(line)["question"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return list(FALLBACK_QUESTIONS)
 
 
 # ---------------------------------------------------------------- the server
@@ -251,7 +234,7 @@ async def load(
     run = Run(clients, seconds)
     t0 = time.perf_counter()
     rng = random.Random(seed)
-    kinds, weights = zip(*MIX)
+    kinds, weights = [k for k, _ in MIX], [w for _, w in MIX]
     side: asyncio.Future[Any] | None = None
     if during is not None:
         side = asyncio.get_running_loop().run_in_executor(None, during)
@@ -342,7 +325,7 @@ def seed_copy(dest: Path, corpus: Path, index: Path) -> tuple[Path, Path]:
 
 
 def bench(args: argparse.Namespace) -> dict[str, Any]:
-    qs = questions(Path(args.questions))
+    qs = dev_questions(Path(args.questions))
     report: dict[str, Any] = {"questions": len(qs), "clients": args.clients, "seconds": args.seconds, "runs": []}
     for workers in [int(w) for w in args.workers.split(",")]:
         with tempfile.TemporaryDirectory(prefix="jnqa-load-") as tmp:
@@ -355,9 +338,9 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                 run_load(server.url, qs[:5], clients=2, seconds=2)  # warm-up: first requests load lazy parts
                 built: dict[str, Any] = {}
 
-                def rebuild() -> None:
+                def rebuild(built: dict[str, Any] = built, url: str = server.url) -> None:
                     time.sleep(args.seconds / 3)
-                    built.update(upload_and_rebuild(server.url, ADMIN_TOKEN))
+                    built.update(upload_and_rebuild(url, ADMIN_TOKEN))
 
                 run = run_load(
                     server.url,
@@ -410,7 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--workers", default="1,2", help="comma-separated worker counts, one run each (default 1,2)")
     p.add_argument("--index", default=str(ROOT / "index"), help="index folder to serve (default ./index)")
     p.add_argument("--corpus", default=str(ROOT / "corpus"), help="corpus folder (default ./corpus)")
-    p.add_argument("--questions", default=str(DEV_QUESTIONS), help="JSON lines with a 'question' field")
+    p.add_argument("--questions", default=str(dev_gold()), help="JSON lines with a 'question' field")
     p.add_argument("--rebuild", action="store_true", help="add a source and rebuild half-way (on a copy of the index)")
     p.add_argument("--json", dest="out", help="also write the report to this file")
     args = p.parse_args(argv)

@@ -1,6 +1,6 @@
 """jn-qa against the tools people would pick instead: same model, same passages, same run.
 
-    python bench/peers.py [--queries 809] [--latency-queries 200] [--subset-docs 300] [--no-doc]
+    python -m bench.peers [--queries 809] [--latency-queries 200] [--subset-docs 300] [--no-doc]
 
 Systems, each in its own worker process (so its memory is its own), all on the bundled all-MiniLM-L6-v2
 folder, offline, torch on one intra-op thread while answering:
@@ -27,6 +27,7 @@ txtai's full index is cached in .cache/bench/peers/ between runs (delete it to r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -38,9 +39,7 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (
+from bench.common import (
     CACHE,
     ROOT,
     SCIFACT,
@@ -48,6 +47,7 @@ from common import (
     load_json,
     loadavg,
     machine,
+    module_command,
     percentiles,
     publish,
     pyplot,
@@ -125,7 +125,7 @@ class Worker:
         self.system = system
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--worker", system, "--spec", json.dumps(spec)],
+            [*module_command(__spec__.name), "--worker", system, "--spec", json.dumps(spec)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -147,10 +147,8 @@ class Worker:
         return self.read()
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError, BrokenPipeError, json.JSONDecodeError):
             self.ask(op="quit")
-        except (RuntimeError, BrokenPipeError, json.JSONDecodeError):
-            pass
         self.proc.wait(timeout=60)
 
 
@@ -288,7 +286,7 @@ class Bm25(System):
             return []
         k = min(k, len(ids))
         docs, scores = retriever.retrieve(tokens, k=k, show_progress=False, n_threads=1)
-        return [int(ids[d]) for d, s in zip(docs[0], scores[0]) if s > 0]
+        return [int(ids[d]) for d, s in zip(docs[0], scores[0], strict=False) if s > 0]
 
 
 class Naive(System):
@@ -368,7 +366,7 @@ def worker(system: str, spec: dict[str, Any]) -> None:
 
 
 def ensure_scifact_index(scifact: Path) -> Path:
-    from build import corpus_folder, index_folder
+    from bench.build import corpus_folder, index_folder
 
     index = index_folder()
     if not (index / "CURRENT").exists():
@@ -389,7 +387,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     index = ensure_scifact_index(scifact)
     seed_index = ROOT / "index"
     subset_folder, subset_ids = subset_corpus(scifact, args.subset_docs)
-    spec = {
+    spec: dict[str, Any] = {
         "index": {"scifact": str(index), "seed": str(seed_index)},
         "passages": {"scifact": str(passages_file(index, "scifact")), "seed": str(passages_file(seed_index, "seed"))},
         "subset_corpus": str(subset_folder),
@@ -517,8 +515,9 @@ def render(run: dict[str, Any], figure: str) -> str:
     lines = [
         "## Peers: same model, same passages, same run",
         "",
-        f"`python bench/peers.py` (part of `make bench`). {run['queries']} SciFact train claims for quality; the first "
-        f"{st['latency_queries']} of them, k = {st['latency_k']}, for latency; dev gold (60 answerable questions) on the "
+        f"`python -m bench.peers` (part of `make bench`). {run['queries']} SciFact train claims for quality; the first "
+        f"{st['latency_queries']} of them, k = {st['latency_k']}, for latency; dev gold (60 answerable questions) on "
+        f"the "
         f"seed corpus for hit@5; a build of the first {st['subset_docs']} SciFact documents for build time. "
         f"Load average {run['load_before']:.1f} at the start, {run['load_after']:.1f} at the end.",
         "",
@@ -539,25 +538,35 @@ def render(run: dict[str, Any], figure: str) -> str:
             digits=3,
         ),
         "",
-        f"Target, ahead of txtai and the naive baseline on both latency (p50) and quality (nDCG@10): **{'met' if ahead else 'missed'}**.",
+        f"Target, ahead of txtai and the naive baseline on both latency (p50) and quality (nDCG@10): "
+        f"**{'met' if ahead else 'missed'}**.",
         "",
-        "How each was run (all on the bundled all-MiniLM-L6-v2 folder, `jn_qa.embedding.resolve_model`, offline; torch on "
+        "How each was run (all on the bundled all-MiniLM-L6-v2 folder, `jn_qa.embedding.resolve_model`, offline; "
+        "torch on "
         "one intra-op thread while answering, its default while building):",
         "",
-        "- **jn-qa**: rankings from `Searcher.retrieve` (its ≤ 200 candidates, best first); latency of `Engine.ask(q, k=10)`, "
-        "which also composes the answer (highlights, confidence, citations). Its ranker's weights were fitted with SciFact "
-        "train among their data (README, Quality), so its SciFact figure is in-sample; the 10-fold cross-validated figure "
+        "- **jn-qa**: rankings from `Searcher.retrieve` (its ≤ 200 candidates, best first); latency of `Engine.ask(q, "
+        "k=10)`, "
+        "which also composes the answer (highlights, confidence, citations). Its ranker's weights were fitted with "
+        "SciFact "
+        "train among their data (README, Quality), so its SciFact figure is in-sample; the 10-fold cross-validated "
+        "figure "
         "over queries is the same, 0.7425 (`eval/train_ranker.py`), and the dev hit@5 is the product's as shipped.",
         "- **txtai** "
         + _version("txtai")
         + ': `Embeddings(path=<model folder>, method="sentence-transformers", hybrid=True, '
-        "content=False)`: its hybrid mode, a BM25 keyword index fused with the dense FAISS index, default weights and backend. "
-        "It embeds the passages itself; its SciFact index is cached in `.cache/bench/peers/` between runs (its build time "
+        "content=False)`: its hybrid mode, a BM25 keyword index fused with the dense FAISS index, default weights and "
+        "backend. "
+        "It embeds the passages itself; its SciFact index is cached in `.cache/bench/peers/` between runs (its build "
+        "time "
         "comes from the subset build, done fresh in every run).",
         '- **BM25 (bm25s)**: `bm25s.BM25(k1=1.2, b=0.75)` with `bm25s.tokenize(stopwords="en")` (no stemmer).',
-        "- **naive**: `sentence_transformers.util.semantic_search` over the passage embeddings as a torch tensor (for SciFact "
-        "the vectors jn-qa's index holds, so the passages are embedded once), query by `model.encode(q, convert_to_tensor=True)`.",
-        "- Documents are ranked by their best passage among the top 300 passages each system returns; peak memory is the "
+        "- **naive**: `sentence_transformers.util.semantic_search` over the passage embeddings as a torch tensor (for "
+        "SciFact "
+        "the vectors jn-qa's index holds, so the passages are embedded once), query by `model.encode(q, "
+        "convert_to_tensor=True)`.",
+        "- Documents are ranked by their best passage among the top 300 passages each system returns; peak memory is "
+        "the "
         "worker's VmHWM after loading the full SciFact index and answering every query (the model, ~90 MB of weights, "
         "plus torch, is in every row).",
         "",

@@ -1,6 +1,6 @@
 """Scale: the dense index kinds at 10k, 100k and 1M passages, the lexical index and the passage store.
 
-    nice -n 10 python bench/scale.py [--sizes 10000,100000,1000000] [--kinds flat,hnsw,ivf-sq8,ivf-pq] [--quick]
+    nice -n 10 python -m bench.scale [--sizes 10000,100000,1000000] [--kinds flat,hnsw,ivf-sq8,ivf-pq] [--quick]
 
 Measures, per size and index kind: build time, size on disk, memory after loading (in memory and
 memory-mapped, with two worker processes sharing the mapping), single-query search latency (k=10,
@@ -32,9 +32,7 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (  # noqa: E402
+from bench.common import (
     CACHE,
     SCIFACT,
     Stopwatch,
@@ -44,6 +42,7 @@ from common import (  # noqa: E402
     machine,
     machine_markdown,
     memory,
+    module_command,
     peak_rss_mb,
     percentiles,
     pyplot,
@@ -279,7 +278,7 @@ def efforts(kind: str, nlist: int | None) -> list[int]:
 
 def recall(found: list[np.ndarray], truth: np.ndarray, k: int = K) -> float:
     """Mean share of each query's exact top-k that the index returned."""
-    return float(np.mean([len(set(f.tolist()) & set(t[:k].tolist())) / k for f, t in zip(found, truth)]))
+    return float(np.mean([len(set(f.tolist()) & set(t[:k].tolist())) / k for f, t in zip(found, truth, strict=False)]))
 
 
 def sweep(path: Path, kind: str, nlist: int | None, queries: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
@@ -309,7 +308,7 @@ def sweep(path: Path, kind: str, nlist: int | None, queries: np.ndarray, truth: 
         vi.effort = effort
         points.append(run(K))
     vi.effort = v.default_effort(kind)
-    out = {"points": points, "default": run(K), "deep": run(DEEP)}
+    out: dict[str, Any] = {"points": points, "default": run(K), "deep": run(DEEP)}
     saved = v.SEARCH_THREADS
     try:
         v.SEARCH_THREADS = os.cpu_count() or 2
@@ -326,7 +325,7 @@ def measure_memory(path: Path, kind: str, queries_path: Path, mmap: bool, worker
     spec = json.dumps({"path": str(path), "kind": kind, "queries": str(queries_path), "mmap": mmap})
     procs = [
         subprocess.Popen(
-            [sys.executable, __file__, "_worker", spec], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            [*module_command(__spec__.name), "_worker", spec], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
         for _ in range(workers)
     ]
@@ -345,7 +344,7 @@ def measure_memory(path: Path, kind: str, queries_path: Path, mmap: bool, worker
                 p.stdin.close()
             p.wait(timeout=60)
     per = []
-    for o, m in zip(own, now):
+    for o, m in zip(own, now, strict=False):
         b = o["before"]
         per.append(
             {
@@ -459,12 +458,12 @@ def lexical_build_worker(n: int) -> dict[str, Any]:
 
     sentences = load_json(WORK / "sentences.json")
     starts, ends = windows(n, sentences)
-    sample = [" ".join(sentences[a:b]) for a, b in zip(starts[:20_000], ends[:20_000])]
+    sample = [" ".join(sentences[a:b]) for a, b in zip(starts[:20_000], ends[:20_000], strict=False)]
     with Stopwatch() as tok:
         for text in sample:
             tokenize(text)
     pool = [tokenize(s) for s in sentences]  # passages reuse their sentences' tokens: same terms, shared strings
-    tokens = [[t for s in range(a, b) for t in pool[s]] for a, b in zip(starts.tolist(), ends.tolist())]
+    tokens = [[t for s in range(a, b) for t in pool[s]] for a, b in zip(starts.tolist(), ends.tolist(), strict=False)]
     before = memory()["rss"]
     with Stopwatch() as sw:
         lex = Lexical.build(tokens)
@@ -534,7 +533,7 @@ def store_write_worker(n: int, index_path: str, kind: str) -> dict[str, Any]:
             parts: list[str] = []
             pos = 0
             for i in range(a, min(n, a + PASSAGES_PER_SOURCE)):
-                spans = []
+                spans: list[Span] = []
                 start = pos
                 for s in range(int(starts[i]), int(ends[i])):
                     if spans:
@@ -625,7 +624,9 @@ def store_open_worker(n: int) -> dict[str, Any]:
 
 def in_subprocess(name: str, *args: Any) -> dict[str, Any]:
     """Run one of the workers above in a fresh interpreter, so its memory and peak are its own."""
-    out = subprocess.run([sys.executable, __file__, name, *map(str, args)], capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [*module_command(__spec__.name), name, *map(str, args)], capture_output=True, text=True, check=False
+    )
     if out.returncode != 0:
         raise RuntimeError(f"{name} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -679,7 +680,7 @@ def plot_recall_latency(dense: dict[str, Any]) -> str:
     plt = pyplot()
     sizes = list(dense["sizes"])
     fig, axes = plt.subplots(1, len(sizes), figsize=(4.6 * len(sizes), 4), squeeze=False, sharey=True)
-    for ax, n in zip(axes[0], sizes):
+    for ax, n in zip(axes[0], sizes, strict=False):
         for kind, res in ordered(dense["sizes"][n]["kinds"]):
             pts = res["points"]
             ax.plot([p["cpu"]["p95"] for p in pts], [p["recall"] for p in pts], marker="o", label=KIND_LABEL[kind])
@@ -714,7 +715,7 @@ def plot_memory(dense: dict[str, Any]) -> str:
     nan = {"memory_ram": {"uss": float("nan")}, "memory_mmap": {"pss_total": float("nan")}}
     fig, axes = plt.subplots(1, len(sizes), figsize=(4.6 * len(sizes), 4), squeeze=False)
     width = 0.38
-    for ax, n in zip(axes[0], sizes):
+    for ax, n in zip(axes[0], sizes, strict=False):
         res = {k: dense["sizes"][n]["kinds"].get(k, nan) for k in kinds}
         x = np.arange(len(kinds))
         ax.bar(
@@ -752,27 +753,35 @@ def render(run: dict[str, Any]) -> str:
         "Commands (each run updates the figures of the sizes and kinds it measured; indexes and vectors are cached):",
         "",
         *[
-            f"- `{r['command']}` — {r['minutes']:.0f} min, {r['date']}, 1-minute load average {r['load_avg'][0]:.1f} → {r['load_avg'][1]:.1f}"
+            f"- `{r['command']}` — {r['minutes']:.0f} min, {r['date']}, 1-minute load average {r['load_avg'][0]:.1f} "
+            f"→ {r['load_avg'][1]:.1f}"
             for r in run["runs"]
         ],
         "",
         machine_markdown(info)
         + f" FAISS ran one OpenMP thread per search (`vectors.SEARCH_THREADS`, the product default) "
-        f'and per build (`BUILD_THREADS` here; the product builds with all {run["faiss_threads"]}), except the "2 threads" column. The 2 cores were shared with other '
+        f'and per build (`BUILD_THREADS` here; the product builds with all {run["faiss_threads"]}), except the "2 '
+        f'threads" column. The 2 cores were shared with other '
         "engineers' work during the runs (load averages above), so latencies are those of a busy machine.",
         "",
         "### How the vectors were made",
         "",
-        f"- **Real vectors ({real_info['n']:,}):** SciFact abstracts (`corpus.jsonl`, read at run time, not shipped) cut into "
-        f"{real_info['passages']:,} passages by jn-qa's own chunker (120 words, 40 overlap) and encoded with `encode_passages`, "
+        f"- **Real vectors ({real_info['n']:,}):** SciFact abstracts (`corpus.jsonl`, read at run time, not shipped) "
+        f"cut into "
+        f"{real_info['passages']:,} passages by jn-qa's own chunker (120 words, 40 overlap) and encoded with "
+        f"`encode_passages`, "
         f"plus its {real_info['sentences']:,} sentences encoded one by one; all with the bundled all-MiniLM-L6-v2 "
         f"({real_info['encode_s'] / 60:.0f} min on the shared machine), shuffled with a fixed seed.",
-        f"- **Queries ({run['n_queries']}):** the SciFact train claims encoded with `encode_queries`; none of them is in the base.",
-        "- **10k** is the first 10,000 real vectors. **Larger sizes** hold every real vector plus generated ones: each is "
+        f"- **Queries ({run['n_queries']}):** the SciFact train claims encoded with `encode_queries`; none of them is "
+        f"in the base.",
+        "- **10k** is the first 10,000 real vectors. **Larger sizes** hold every real vector plus generated ones: "
+        "each is "
         "`normalise(p + σ·g)` for a real vector `p` drawn uniformly, with `g` Gaussian with the covariance of the real "
         "vectors (scaled to unit expected norm), so the noise lies along the directions real embeddings vary in. "
-        f"σ = {cal['sigma']:.3f} was set by bisection so that the median cosine between a generated vector and its parent "
-        f"equals the median cosine between a real vector and its nearest real neighbour ({cal['target_cos']:.3f}): a larger "
+        f"σ = {cal['sigma']:.3f} was set by bisection so that the median cosine between a generated vector and its "
+        f"parent "
+        f"equals the median cosine between a real vector and its nearest real neighbour ({cal['target_cos']:.3f}): a "
+        f"larger "
         "corpus then looks like a denser real one rather than a cloud of near-duplicates.",
         "- Ground truth: exact inner-product top-100 per query over the same vectors (NumPy, blockwise).",
         "",
@@ -800,13 +809,20 @@ def render(run: dict[str, Any]) -> str:
         "",
         "### Each kind at its default knob",
         "",
-        "Latency is one query at a time through `VectorIndex.search` (k=10, query already encoded), after a warm-up, with the "
-        "index memory-mapped as the server loads it, one OpenMP thread per query (`vectors.SEARCH_THREADS`). *CPU p95* is "
-        "the searching thread's own CPU time, which excludes time the scheduler gave to other processes: what the latency "
-        "would be on an idle machine. *p95 2 threads* repeats the default search with two OpenMP threads. *Recall@10* is the share of the exact top 10 the index returns. "
-        f"*10 in {DEEP}* is the share of the exact top 10 among the index's top {DEEP}: the Searcher asks for {DEEP} dense "
-        "candidates and re-scores them exactly from `vectors.npy`, so this is what the answer pipeline sees. Memory is the "
-        "growth of a worker process over its size before loading, after it has answered every query: *RAM* loads the index "
+        "Latency is one query at a time through `VectorIndex.search` (k=10, query already encoded), after a warm-up, "
+        "with the "
+        "index memory-mapped as the server loads it, one OpenMP thread per query (`vectors.SEARCH_THREADS`). *CPU "
+        "p95* is "
+        "the searching thread's own CPU time, which excludes time the scheduler gave to other processes: what the "
+        "latency "
+        "would be on an idle machine. *p95 2 threads* repeats the default search with two OpenMP threads. *Recall@10* "
+        "is the share of the exact top 10 the index returns. "
+        f"*10 in {DEEP}* is the share of the exact top 10 among the index's top {DEEP}: the Searcher asks for {DEEP} "
+        f"dense "
+        "candidates and re-scores them exactly from `vectors.npy`, so this is what the answer pipeline sees. Memory "
+        "is the "
+        "growth of a worker process over its size before loading, after it has answered every query: *RAM* loads the "
+        "index "
         "into the heap (one worker; a second would add as much again), *mmap* maps the file (two workers at once; "
         "PSS splits shared pages between them, so Σ PSS is what both cost together).",
         "",
@@ -857,7 +873,8 @@ def render(run: dict[str, Any]) -> str:
         "",
         "### Recall against latency",
         "",
-        "The plot uses each query's CPU time (p95), which the other work on the machine does not distort; the table also "
+        "The plot uses each query's CPU time (p95), which the other work on the machine does not distort; the table "
+        "also "
         "gives wall-clock percentiles.",
         "",
         f"![recall against latency]({run['plots']['recall']})",
@@ -902,10 +919,13 @@ def findings(run: dict[str, Any]) -> str:
     r = sizes[big]["kinds"].get(kind)
     if r:
         out.append(
-            f"- **Sharing.** At {size_label(big)} passages the default `{kind}` index costs {r['memory_ram']['uss']:,.0f} MB "
-            f"per worker when read into memory, so two workers hold {2 * r['memory_ram']['uss']:,.0f} MB; memory-mapped, two "
+            f"- **Sharing.** At {size_label(big)} passages the default `{kind}` index costs "
+            f"{r['memory_ram']['uss']:,.0f} MB "
+            f"per worker when read into memory, so two workers hold {2 * r['memory_ram']['uss']:,.0f} MB; "
+            f"memory-mapped, two "
             f"workers together cost {r['memory_mmap']['pss_total']:,.0f} MB (PSS), i.e. one copy in the page cache. "
-            "`IO_FLAG_MMAP_IFC` maps flat vectors, HNSW graphs and IVF lists alike (the older `IO_FLAG_MMAP` maps IVF lists "
+            "`IO_FLAG_MMAP_IFC` maps flat vectors, HNSW graphs and IVF lists alike (the older `IO_FLAG_MMAP` maps IVF "
+            "lists "
             "only and left flat and HNSW indexes fully in the heap)."
         )
     flat2 = [(n, s["kinds"]["flat"]) for n, s in sizes.items() if "flat" in s["kinds"]]
@@ -915,8 +935,10 @@ def findings(run: dict[str, Any]) -> str:
             + ", ".join(
                 f"p95 {f['default']['p95']:.1f} → {f['threads']['p95']:.1f} ms at {size_label(n)}" for n, f in flat2
             )
-            + "): FAISS splits the scan between the threads and waits for the one that lost its core. IVF and HNSW do not "
-            "split a single query, so their two-thread figures differ only by noise. `VectorIndex.search` therefore sets one "
+            + "): FAISS splits the scan between the threads and waits for the one that lost its core. IVF and HNSW do "
+            "not "
+            "split a single query, so their two-thread figures differ only by noise. `VectorIndex.search` therefore "
+            "sets one "
             "thread for the calling thread only (OpenMP's setting is per thread) and restores it afterwards; the build "
             "figures above are single-threaded for the same reason."
         )
@@ -926,38 +948,51 @@ def findings(run: dict[str, Any]) -> str:
         n = size_label(ls["n"])
         out.append(
             f"- **At {n} the lexical stage costs more than the dense one:** p95 {lq['total']['p95']:.0f} ms per query "
-            f"(CPU p95 {lq['total_cpu']['p95']:.0f} ms; its two parts timed apart add up to less, not yet explained): bm25s scores every passage for every query (here a median query "
-            "touches over half a million postings, the synthetic passages sharing SciFact's vocabulary), then the Searcher "
-            f"picks the top {DEEP} from a {ls['n']:,}-long array. Its `np.add.at` accumulation was the fastest NumPy variant "
+            f"(CPU p95 {lq['total_cpu']['p95']:.0f} ms; its two parts timed apart add up to less, not yet explained): "
+            f"bm25s scores every passage for every query (here a median query "
+            "touches over half a million postings, the synthetic passages sharing SciFact's vocabulary), then the "
+            "Searcher "
+            f"picks the top {DEEP} from a {ls['n']:,}-long array. Its `np.add.at` accumulation was the fastest NumPy "
+            f"variant "
             "tried (a fancy-index add and `np.bincount` were slower), so there is no small fix; the real one is a "
             "top-k BM25 that skips postings (block-max WAND), or running the lexical and dense stages concurrently. "
-            f"Building it took {lb['build_s'] / 60:.0f} min and {lb['peak_rss'] / 1000:.1f} GB at peak (bm25s keeps every "
+            f"Building it took {lb['build_s'] / 60:.0f} min and {lb['peak_rss'] / 1000:.1f} GB at peak (bm25s keeps "
+            f"every "
             "token list in Python)."
         )
         per_source_kb = so["uss_after_open"] * 1000 / max(1, sw["sources"])
         out.append(
             f"- **Source records are the store's unshared memory:** `IndexVersion` parses all of `sources.json` "
-            f"({sw['files_mb']['sources.json']:.0f} MB, {so['sources_json_s']:.1f} s for {sw['sources']:,} sources) into "
-            f"Python objects, {so['uss_after_open']:,.0f} MB per worker (≈{per_source_kb:.1f} KB per source) that no other "
+            f"({sw['files_mb']['sources.json']:.0f} MB, {so['sources_json_s']:.1f} s for {sw['sources']:,} sources) "
+            f"into "
+            f"Python objects, {so['uss_after_open']:,.0f} MB per worker (≈{per_source_kb:.1f} KB per source) that no "
+            f"other "
             "worker shares, while every array is memory-mapped. A corpus of a million short sources would hold "
-            f"≈{per_source_kb:.1f} GB per worker. Fix (not made here): keep per-source numbers in `.npy` arrays and the "
+            f"≈{per_source_kb:.1f} GB per worker. Fix (not made here): keep per-source numbers in `.npy` arrays and "
+            f"the "
             "metadata as JSON lines with an offsets array, decoded on demand."
         )
         out.append(
             f"- **Every (re)load re-hashes the whole version:** the engine opens with `verify=True`, which reads and "
-            f"sha256-hashes all {sw['disk_mb'] / 1000:.1f} GB: {so['verify_s']:.0f} s with a warm page cache (far more cold), "
-            f"against {so['open_s']:.1f} s to open. Fix (not made here): verify when publishing (the build already does) and "
+            f"sha256-hashes all {sw['disk_mb'] / 1000:.1f} GB: {so['verify_s']:.0f} s with a warm page cache (far "
+            f"more cold), "
+            f"against {so['open_s']:.1f} s to open. Fix (not made here): verify when publishing (the build already "
+            f"does) and "
             "check sizes at open, or hash in the background after switching."
         )
         sv_gb = sw["sentences"] * 384 * 4 / 1e9
         out.append(
-            f"- **A real build of {n} passages would peak on sentence vectors:** `build._assemble` concatenates them as "
-            f"float32 before `write_version` casts them to float16, i.e. {sw['sentences']:,} × 384 × 4 B = {sv_gb:.1f} GB in "
-            f"memory at once (computed, not run; the file itself is {sw['files_mb']['sentence_vectors.npy'] / 1000:.1f} GB, "
+            f"- **A real build of {n} passages would peak on sentence vectors:** `build._assemble` concatenates them "
+            f"as "
+            f"float32 before `write_version` casts them to float16, i.e. {sw['sentences']:,} × 384 × 4 B = "
+            f"{sv_gb:.1f} GB in "
+            f"memory at once (computed, not run; the file itself is "
+            f"{sw['files_mb']['sentence_vectors.npy'] / 1000:.1f} GB, "
             "the largest in a version). Fix (not made here): fill a preallocated float16 array."
         )
         out.append(
-            f"- **Fetching a passage stays cheap:** p95 {so['fetch']['p95']:.3f} ms for a random passage and its text at {n}."
+            f"- **Fetching a passage stays cheap:** p95 {so['fetch']['p95']:.3f} ms for a random passage and its text "
+            f"at {n}."
         )
     return "\n".join(out)
 
@@ -1005,32 +1040,42 @@ def choice_text(dense: dict[str, Any], v: Any) -> str:
         r = k["ivf-sq8"]
         why.append(
             f"- **IVF + SQ8 above.** At {size_label(big)} it answers in p95 {r['default']['p95']:.1f} ms (CPU p95 "
-            f"{r['default']['cpu']['p95']:.1f} ms) with recall@10 {r['default']['recall']:.3f} at nprobe {r['default']['effort']}, "
+            f"{r['default']['cpu']['p95']:.1f} ms) with recall@10 {r['default']['recall']:.3f} at nprobe "
+            f"{r['default']['effort']}, "
             f"in {r['memory_mmap']['pss_total']:,.0f} MB shared by all workers ({r['disk_mb']:,.0f} MB file), built in "
-            f"{r['build_s'] / 60:.0f} min. nprobe {v.IVF_NPROBE} is the smallest swept value that reaches recall 0.95 at "
+            f"{r['build_s'] / 60:.0f} min. nprobe {v.IVF_NPROBE} is the smallest swept value that reaches recall 0.95 "
+            f"at "
             "100k and 1M; each doubling of nprobe roughly doubles latency for +0.01–0.02 recall."
         )
     if "hnsw" in k:
         r = k["hnsw"]
         why.append(
-            f"- **HNSW is the fastest at a given recall** ({size_label(big)}: recall@10 {r['default']['recall']:.3f} at p95 "
-            f"{r['default']['p95']:.2f} ms, efSearch {r['default']['effort']}) but keeps every full vector plus its graph: "
-            f"{r['memory_mmap']['pss_total']:,.0f} MB at {size_label(big)}, {r['memory_mmap']['pss_total'] / TARGET['memory_mb']:.1f}× "
-            f"the target, and {r['build_s'] / 60:.0f} min to build (single-threaded), repeated at every build since the dense "
-            "index is rebuilt each time. Choose it with `JNQA_INDEX_TYPE=hnsw` where memory is plentiful and builds are rare."
+            f"- **HNSW is the fastest at a given recall** ({size_label(big)}: recall@10 {r['default']['recall']:.3f} "
+            f"at p95 "
+            f"{r['default']['p95']:.2f} ms, efSearch {r['default']['effort']}) but keeps every full vector plus its "
+            f"graph: "
+            f"{r['memory_mmap']['pss_total']:,.0f} MB at {size_label(big)}, "
+            f"{r['memory_mmap']['pss_total'] / TARGET['memory_mb']:.1f}× "
+            f"the target, and {r['build_s'] / 60:.0f} min to build (single-threaded), repeated at every build since "
+            f"the dense "
+            "index is rebuilt each time. Choose it with `JNQA_INDEX_TYPE=hnsw` where memory is plentiful and builds "
+            "are rare."
         )
     if "ivf-pq" in k:
         r = k["ivf-pq"]
         why.append(
-            f"- **IVF + PQ is the smallest** ({r['disk_mb']:,.0f} MB at {size_label(big)}) but its 48-byte codes cap recall@10 "
-            f"near {max(p['recall'] for p in r['points']):.2f}; with the Searcher's exact re-scoring of {DEEP} candidates "
+            f"- **IVF + PQ is the smallest** ({r['disk_mb']:,.0f} MB at {size_label(big)}) but its 48-byte codes cap "
+            f"recall@10 "
+            f"near {max(p['recall'] for p in r['points']):.2f}; with the Searcher's exact re-scoring of {DEEP} "
+            f"candidates "
             f"the true top 10 are found {r['deep']['recall']:.2f} of the time. For memory-starved deployments only."
         )
     return "\n".join(
         [
             f"`vectors.choose_kind`: exact `flat` up to {v.FLAT_MAX:,} passages, `ivf-sq8` above; HNSW efSearch "
             f"{v.HNSW_EF_SEARCH}, IVF nprobe {v.IVF_NPROBE} (`vectors.HNSW_EF_SEARCH`, `vectors.IVF_NPROBE`); "
-            f"IVF lists ≈ 4·√n. Indexes load with `IO_FLAG_MMAP_IFC`. Target: p95 < {TARGET['p95_ms']:g} ms at recall@10 ≥ "
+            f"IVF lists ≈ 4·√n. Indexes load with `IO_FLAG_MMAP_IFC`. Target: p95 < {TARGET['p95_ms']:g} ms at "
+            f"recall@10 ≥ "
             f"{TARGET['recall']} with the index under {TARGET['memory_mb']:.0f} MB in memory.",
             "",
             *why,
@@ -1060,9 +1105,12 @@ def lexical_store_text(ls: dict[str, Any]) -> str:
             f"### Lexical index at {n} passages",
             "",
             f"Synthetic passages: runs of consecutive real SciFact sentences of about {PASSAGE_WORDS} words (mean "
-            f"{lb['words_per_passage']:.0f}), tokenised as a build does (`lexical.tokenize`: stop words, Snowball stems) and "
-            f"indexed with `Lexical.build`. Vocabulary {lb['vocab']:,} terms, {lb['postings']:,} postings. To keep 1M token lists "
-            "in memory each passage reuses its sentences' token strings; tokenising the texts themselves was timed on 20,000 "
+            f"{lb['words_per_passage']:.0f}), tokenised as a build does (`lexical.tokenize`: stop words, Snowball "
+            f"stems) and "
+            f"indexed with `Lexical.build`. Vocabulary {lb['vocab']:,} terms, {lb['postings']:,} postings. To keep 1M "
+            f"token lists "
+            "in memory each passage reuses its sentences' token strings; tokenising the texts themselves was timed on "
+            "20,000 "
             "passages and is extrapolated.",
             "",
             table(
@@ -1106,8 +1154,10 @@ def lexical_store_text(ls: dict[str, Any]) -> str:
             "",
             f"### Passage store at {n} passages",
             "",
-            f"A complete index version written by `store.write_version`: {sw['sources']:,} sources of {PASSAGES_PER_SOURCE} "
-            f"passages, {sw['sentences']:,} sentences, the vectors above, the lexical index above and the default dense index "
+            f"A complete index version written by `store.write_version`: {sw['sources']:,} sources of "
+            f"{PASSAGES_PER_SOURCE} "
+            f"passages, {sw['sentences']:,} sentences, the vectors above, the lexical index above and the default "
+            f"dense index "
             "(sentence vectors are zeros: their content does not matter here, their size does).",
             "",
             table(
@@ -1161,7 +1211,7 @@ def main(argv: list[str]) -> None:
     offline()
     import faiss
 
-    from jn_qa.vectors import KINDS
+    from jn_qa.config import INDEX_KINDS as KINDS
 
     sizes = [10_000] if args.quick else sorted(int(s) for s in args.sizes.split(","))
     kinds = [k for k in args.kinds.split(",") if k]
@@ -1207,7 +1257,7 @@ def main(argv: list[str]) -> None:
     minutes = (time.time() - t0) / 60
     results.setdefault("runs", []).append(
         {
-            "command": "nice -n 10 python bench/scale.py " + " ".join(argv),
+            "command": "nice -n 10 python -m bench.scale " + " ".join(argv),
             "minutes": minutes,
             "load_avg": [load0, loadavg()],
             "date": results["machine"]["date"],

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from bench.common import ROOT, dev_gold
 
 from jn_qa import evaluate
 from jn_qa.config import Settings
@@ -20,11 +21,8 @@ from jn_qa.embedding import Embedder, cache_dir
 from jn_qa.search import Retrieved, Searcher
 from jn_qa.store import open_current
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"  # the maintainers' evaluation data, beside the repository
-DEV = Path(os.environ.get("JNQA_DEV_GOLD") or SHARED / "eval" / "dev.jsonl")
+DEV = dev_gold()
 EXTRA = ROOT / "eval" / "extra.jsonl"
-SCIFACT = Path(os.environ.get("JNQA_SCIFACT") or SHARED / "bench-data" / "scifact")
 
 
 @dataclass
@@ -60,7 +58,7 @@ def gold_queries(searcher: Searcher, items: list[evaluate.GoldItem], group: str)
     v = searcher.version
     vecs = query_vectors(searcher.embedder, [it.question for it in items])
     out = []
-    for it, qv in zip(items, vecs):
+    for it, qv in zip(items, vecs, strict=False):
         got = searcher.retrieve(it.question, vector=qv)
         labels = np.zeros(len(got.candidates.ids))
         if it.answerable:
@@ -80,7 +78,7 @@ def beir_queries(searcher: Searcher, folder: Path, split: str = "train", limit: 
     source_ids = np.array([m.id for m in v.meta])
     source_of = v.passages.source
     out = []
-    for qid, qv in zip(qids, vecs):
+    for qid, qv in zip(qids, vecs, strict=False):
         got = searcher.retrieve(queries[qid], vector=qv)
         docs = source_ids[source_of[got.candidates.ids]]
         labels = np.array([1.0 if qrels[qid].get(d, 0) > 0 else 0.0 for d in docs])

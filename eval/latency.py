@@ -1,6 +1,6 @@
 """Query latency of the second stage and build cost of what it precomputes, measured in-process.
 
-    .venv/bin/python eval/latency.py [--index index] [--beir-index PATH]
+    .venv/bin/python -m eval.latency [--index index] [--beir-index PATH]
 
 Prints p50/p90 of the bare query encode, of Engine.ask (k=5), and of everything after the encode;
 with --beir-index, the cost of the per-build extras (title vectors, sentence term ids) against
@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import dataset  # noqa: E402
-from jn_qa.config import Settings  # noqa: E402
-from jn_qa.engine import Engine  # noqa: E402
-from jn_qa.store import open_current  # noqa: E402
+from eval import dataset
+from jn_qa.config import Settings
+from jn_qa.engine import Engine
+from jn_qa.store import open_current
 
 
 def pct(xs: list[float]) -> str:
@@ -79,7 +76,8 @@ def main() -> int:
             t_terms = time.perf_counter() - t
         print(
             f"build extras for {len(pids)} passages: encode {t_pass:.2f} s, {len(titles)} titles {t_title:.2f} s, "
-            f"sentence term ids {t_terms:.3f} s -> throughput {t_pass / (t_pass + t_title + t_terms):.2f} of bare encode"
+            f"sentence term ids {t_terms:.3f} s -> throughput {t_pass / (t_pass + t_title + t_terms):.2f} of bare "
+            f"encode"
         )
     return 0
 

@@ -20,13 +20,13 @@ def fit(
     """groups: (features (n, d), labels (n,)) per query; returns w (d,). Queries without positives are skipped."""
     data = [(x, y > 0) for x, y in groups if (y > 0).any() and len(y) > 1]
     qw = np.ones(len(groups)) if weights is None else np.asarray(weights, dtype=float)
-    qw = np.array([w for (x, y), w in zip(groups, qw) if (y > 0).any() and len(y) > 1])
+    qw = np.array([w for (x, y), w in zip(groups, qw, strict=False) if (y > 0).any() and len(y) > 1])
     qw = qw / qw.sum()
     d = data[0][0].shape[1]
 
     def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
         total, grad = l2 * float(w @ w), 2 * l2 * w
-        for (x, pos), weight in zip(data, qw):
+        for (x, pos), weight in zip(data, qw, strict=False):
             s = (x @ w) / temperature
             m = s.max()
             e = np.exp(s - m)

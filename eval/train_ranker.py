@@ -1,8 +1,8 @@
 """Fit the second-stage ranker and the abstention model; report cross-validated figures; write model.json.
 
-    .venv/bin/python eval/train_ranker.py                      # CV report only
-    .venv/bin/python eval/train_ranker.py --write              # ... and write src/jn_qa/model.json
-    .venv/bin/python eval/train_ranker.py --beir ../shared/bench-data/scifact   # add SciFact train
+    .venv/bin/python -m eval.train_ranker                      # CV report only
+    .venv/bin/python -m eval.train_ranker --write              # ... and write src/jn_qa/model.json
+    .venv/bin/python -m eval.train_ranker --beir ../shared/bench-data/scifact   # add SciFact train
 
 Ranker: a linear model over per-query z-scored features (ranking.FEATURES), fitted by listwise
 softmax on labelled candidates (a gold passage holds an evidence string; for BEIR, belongs to a
@@ -16,22 +16,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import dataset  # noqa: E402
-import listwise  # noqa: E402
-from jn_qa import evaluate  # noqa: E402
-from jn_qa.abstention import ANSWER_FEATURES, Abstention  # noqa: E402
-from jn_qa.answer import compose, top_features  # noqa: E402
-from jn_qa.ranking import FEATURES, LinearModel, LinearRanker, RankInput, standardise  # noqa: E402
-from jn_qa.search import Searcher  # noqa: E402
+from eval import dataset, listwise
+from jn_qa import evaluate
+from jn_qa.abstention import ANSWER_FEATURES, Abstention
+from jn_qa.answer import compose, top_features
+from jn_qa.ranking import FEATURES, LinearModel, LinearRanker, RankInput, standardise
+from jn_qa.search import Searcher
 
 MODEL_JSON = dataset.ROOT / "src" / "jn_qa" / "model.json"
 K = 5
@@ -147,12 +143,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     report(gold, ranks, conf)
     if ndcg:
+        assert beir_searcher is not None  # BEIR queries were only made with it
         base = {
             name: np.mean(
                 [beir_ndcg(beir_searcher, q, q.retrieved.candidates.column(name)) for q in all_q if q.item is None]
             )
             for name in ("lexical", "dense", "rrf")
-        }  # type: ignore[arg-type]
+        }
         print(
             f"BEIR train (candidates re-ranked), CV nDCG@10 {np.mean([np.mean(v) for v in ndcg.values()]):.4f}; "
             + ", ".join(f"{k} alone {v:.4f}" for k, v in base.items())
@@ -166,10 +163,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             xs.append(f)
             ys.append(int(q.answerable and rank is not None))
     abst = fit_abstention(np.array(xs), np.array(ys), answer_names, args.c)
-    print("ranker weights:", {n: round(float(w), 3) for n, w in zip(FEATURES, final.weights) if w})
+    print("ranker weights:", {n: round(float(w), 3) for n, w in zip(FEATURES, final.weights, strict=False) if w})
     print(
         "abstention weights:",
-        {n: round(float(w), 3) for n, w in zip(ANSWER_FEATURES, abst.weights) if w},
+        {n: round(float(w), 3) for n, w in zip(ANSWER_FEATURES, abst.weights, strict=False) if w},
         "bias",
         round(abst.bias, 3),
     )
@@ -184,12 +181,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "cross_validated": "see README ## Quality",
             },
             "ranker": {
-                "weights": {n: round(float(w), 4) for n, w in zip(FEATURES, final.weights) if w},
+                "weights": {n: round(float(w), 4) for n, w in zip(FEATURES, final.weights, strict=False) if w},
                 "bias": 0.0,
                 "standardised": True,
             },
             "abstention": {
-                "weights": {n: round(float(w), 4) for n, w in zip(ANSWER_FEATURES, abst.weights) if w},
+                "weights": {n: round(float(w), 4) for n, w in zip(ANSWER_FEATURES, abst.weights, strict=False) if w},
                 "bias": round(abst.bias, 4),
             },
         }
@@ -212,7 +209,7 @@ def report(gold: Sequence[dataset.Query], ranks: dict[str, list[int | None]], co
             flagged_ans = np.mean([conf[q.qid][s] < 0.5 for q in ans])
             a = evaluate.auc([conf[q.qid][s] for q in ans], [conf[q.qid][s] for q in un])
             rows.append([h["hit@1"], h["hit@3"], h["hit@5"], h["mrr"], flagged_un, flagged_ans, a or float("nan")])
-        m = np.mean(rows, axis=0)
+        m = np.mean(np.asarray(rows, dtype=float), axis=0)
         print(
             f"{label:10s} n={len(ans)}+{len(un)}  hit@1 {m[0]:.3f} hit@3 {m[1]:.3f} hit@5 {m[2]:.3f} MRR {m[3]:.3f} | "
             f"unanswerable flagged {m[4]:.3f}, answerable flagged {m[5]:.3f}, AUC {m[6]:.3f}"
@@ -232,7 +229,7 @@ def calibration(gold: Sequence[dataset.Query], conf: dict[str, list[float]]) -> 
     y = np.array([q.answerable for q in gold], dtype=float)
     edges = np.linspace(0, 1, 6)
     parts = []
-    for a, b in zip(edges, edges[1:]):
+    for a, b in zip(edges, edges[1:], strict=False):
         m = (p >= a) & (p < b if b < 1 else p <= b)
         if m.any():
             parts.append(f"[{a:.1f},{b:.1f}) n={int(m.sum())} conf {p[m].mean():.2f} answerable {y[m].mean():.2f}")

@@ -1,72 +1,39 @@
-"""Shared fixtures: a fake embedder for mechanics; the real bundled model and real indexes (built once per session) for behaviour."""
+"""Shared fixtures: the fake embedder for mechanics; the real bundled model and real indexes (built once per
+session) for behaviour. A test that uses a real-model fixture is marked `model` here, so `make test-fast`
+(-m "not model and not server and not browser") skips it without each test having to say so."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from jn_qa.build import build
 from jn_qa.config import Settings
-from jn_qa.embedding import Embedder, Encoded
-
-REPO = ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT / "corpus"
-
-
-def _dev_gold() -> Path | None:
-    """The maintainers' dev questions live beside the repository, not in it: a plain clone has none."""
-    for candidate in (
-        os.environ.get("JNQA_DEV_GOLD"),
-        ROOT.parent / "shared" / "eval" / "dev.jsonl",
-        "/work/shared/eval/dev.jsonl",
-    ):
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    return None
-
-
-DEV_GOLD = _dev_gold()
-needs_dev_gold = pytest.mark.skipif(
-    DEV_GOLD is None, reason="dev gold not found: set JNQA_DEV_GOLD to shared/eval/dev.jsonl"
+from jn_qa.embedding import Embedder
+from jn_qa.engine import Engine
+from library_support import (  # noqa: F401  (re-exported for tests that import them from conftest)
+    CORPUS,
+    DEV_GOLD,
+    REPO,
+    ROOT,
+    SCRIPT,
+    FakeEmbedder,
+    needs_dev_gold,
+    seed_settings,
+    write_source,
 )
-SCRIPT = "<script>alert('x')</script>"
+from library_support import embedder as shared_embedder
+
+# Fixtures that load the real embedding model (directly or through an index built with it).
+MODEL_FIXTURES = frozenset({"embedder", "corpus_settings", "hostile_settings", "seed_engine"})
 
 
-class FakeEmbedder:
-    """Deterministic bag-of-words hashing vectors: fast, for tests about mechanics, not relevance."""
-
-    def __init__(self, dim: int = 32, name: str = "fake", file_hash: str = "f" * 64) -> None:
-        self.name = name
-        self.dim = dim
-        self.file_hash = file_hash
-        self.encoded = 0
-        self.model = self  # the app warms `embedder.model`; nothing to load here
-
-    def _vec(self, text: str) -> np.ndarray:
-        v = np.zeros(self.dim, dtype=np.float32)
-        for word in text.lower().split():
-            v[int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dim] += 1.0
-        n = np.linalg.norm(v)
-        return v / n if n else v + 1.0 / np.sqrt(self.dim)
-
-    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return np.stack([self._vec(t) for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
-
-    def encode_passages(self, texts, sentence_spans, batch_size: int = 32, progress: bool = False) -> Encoded:  # type: ignore[no-untyped-def]
-        self.encoded += len(texts)
-        return Encoded(
-            self.encode_queries(texts),
-            [
-                np.stack([self._vec(t[a:b]) for a, b in spans]) if spans else np.zeros((0, self.dim), np.float32)
-                for t, spans in zip(texts, sentence_spans)
-            ],
-        )
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.model)
 
 
 @pytest.fixture
@@ -77,17 +44,63 @@ def fake_embedder() -> FakeEmbedder:
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
     """The bundled all-MiniLM-L6-v2, loaded once and shared by every engine in the session."""
-    from library_support import embedder as shared
-
-    return shared()
+    return shared_embedder()
 
 
 @pytest.fixture(scope="session")
-def corpus_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Settings:
-    """The five seed sources of corpus/, indexed once into a temporary folder."""
-    settings = Settings(corpus=REPO / "corpus", index=tmp_path_factory.mktemp("corpus-index"))
+def corpus_settings(embedder: Embedder) -> Settings:
+    """The five seed sources of corpus/, indexed once (library_support.seed_root); read-only."""
+    return seed_settings()
+
+
+@pytest.fixture(scope="session")
+def seed_engine(corpus_settings: Settings, embedder: Embedder) -> Engine:
+    """An engine over the seed index with the real model."""
+    engine = Engine(corpus_settings, embedder=embedder)
+    engine.load()
+    return engine
+
+
+SMALL_CORPUS = {
+    "alpha": (
+        "Alpha report\n\n"
+        "The IPCP was agreed in 2014 between Japan and NATO. It listed nine priority areas for cooperation. "
+        "Cyber defence and maritime security were among them. The document was revised twice.\n\n"
+        "Later developments\n\n"
+        "In 2023 the ITPP replaced the IPCP and covered sixteen areas. Space security was one new field. "
+        "Officials met in Vilnius to sign it. Observers welcomed the wider scope of cooperation.\n"
+    ),
+    "beta": (
+        "Beta notes\n\n"
+        "The harbour of Yokosuka hosts allied ships for joint exercises. Its dry docks were expanded. "
+        "Sailors from several navies trained there together. The port is a hub of maritime cooperation.\n"
+    ),
+    "gamma": (
+        "Gamma essay\n\n"
+        "Tokyo opened a mission to NATO in 2018. Its staff work with the alliance on cyber defence. "
+        "The mission reports to the foreign ministry. Diplomats describe the partnership as natural.\n"
+    ),
+}
+
+
+@pytest.fixture(scope="session")
+def small_engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    """Three tiny sources with short overlapping passages, indexed with the fake embedder (no model)."""
+    corpus = tmp_path_factory.mktemp("small-corpus")
+    for sid, text in SMALL_CORPUS.items():
+        (corpus / f"{sid}.txt").write_text(text, encoding="utf-8")
+    embedder = FakeEmbedder(dim=64)
+    settings = Settings(
+        corpus=corpus,
+        index=tmp_path_factory.mktemp("small-index"),
+        chunk_words=20,
+        chunk_overlap=10,
+        reranker="off",  # about composition with the hashing embedder: no model loads
+    )
     build(settings, embedder)
-    return settings
+    engine = Engine(settings, embedder=embedder)  # type: ignore[arg-type]
+    engine.load()
+    return engine
 
 
 @pytest.fixture(scope="session")
@@ -142,12 +155,3 @@ def _two_page_pdf(path: Path) -> None:
             pdf.drawString(72, 770 - 24 * i, line)
         pdf.showPage()
     pdf.save()
-
-
-def write_source(corpus: Path, source_id: str, text: str, **meta: str | None) -> Path:
-    corpus.mkdir(parents=True, exist_ok=True)
-    path = corpus / f"{source_id}.txt"
-    path.write_text(text, encoding="utf-8")
-    if meta:
-        (corpus / f"{source_id}.meta.json").write_text(json.dumps(meta), encoding="utf-8")
-    return path

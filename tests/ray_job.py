@@ -12,6 +12,7 @@ import numpy as np
 from jn_qa import chunking, ingest
 from jn_qa.build import embed_input
 from jn_qa.distributed import RayEncoder
+from jn_qa.embedding import Embedder
 
 
 def seed_inputs(corpus: Path) -> tuple[list[str], list[list[tuple[int, int]]]]:
@@ -28,7 +29,7 @@ def seed_inputs(corpus: Path) -> tuple[list[str], list[list[tuple[int, int]]]]:
 
 def main(corpus: Path, out: Path, index: Path) -> None:
     texts, spans = seed_inputs(corpus)
-    enc = RayEncoder("all-MiniLM-L6-v2").encode_passages(texts, spans, batch_size=16)
+    enc = RayEncoder(Embedder("all-MiniLM-L6-v2")).encode_passages(texts, spans, batch_size=16)
     np.savez(out, passages=enc.passages, sentences=np.concatenate(enc.sentences))
     cli = [sys.executable, "-m", "jn_qa.cli", "build", "--ray", "--corpus", str(corpus), "--index", str(index)]
     subprocess.run([*cli, "--json"], check=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _quality_fixtures import real_embedder, seed_engine, small_engine  # noqa: F401  (fixtures)
 from jn_qa.abstention import ANSWER_FEATURES, Abstention, answer_features, expected_type, has_type, specifics
 from jn_qa.answer import OVERLAP_DUPLICATE, compose
 from jn_qa.errors import InvalidInput
@@ -20,7 +19,7 @@ QUESTIONS = [
 ]
 
 
-def _overlap(a, b) -> float:  # type: ignore[no-untyped-def]
+def _overlap(a, b) -> float:
     if a.source.id != b.source.id:
         return 0.0
     inter = min(a.end, b.end) - max(a.start, b.start)
@@ -28,7 +27,7 @@ def _overlap(a, b) -> float:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("question", QUESTIONS)
-def test_results_are_verbatim_distinct_and_highlight_their_own_sentences(small_engine, question: str) -> None:  # noqa: F811
+def test_results_are_verbatim_distinct_and_highlight_their_own_sentences(small_engine, question: str) -> None:
     version = small_engine.state.version
     answer = small_engine.ask(question, k=10)
     assert answer.results
@@ -47,7 +46,7 @@ def test_results_are_verbatim_distinct_and_highlight_their_own_sentences(small_e
     assert len(marked) == len(set(marked)), "no sentence is marked twice"
 
 
-def test_k_bounds_and_cap_per_source(small_engine) -> None:  # noqa: F811
+def test_k_bounds_and_cap_per_source(small_engine) -> None:
     with pytest.raises(InvalidInput):
         small_engine.ask("IPCP", k=0)
     with pytest.raises(InvalidInput):
@@ -59,7 +58,7 @@ def test_k_bounds_and_cap_per_source(small_engine) -> None:  # noqa: F811
     assert len(ids) == len(set(ids)) == 3
 
 
-def test_explain_says_why(small_engine) -> None:  # noqa: F811
+def test_explain_says_why(small_engine) -> None:
     answer = small_engine.ask("When was the IPCP agreed?", k=3, explain=True)
     out = answer.to_dict(explain=True)
     for r in out["results"]:
@@ -81,7 +80,7 @@ def test_explain_says_why(small_engine) -> None:  # noqa: F811
     assert "explain" not in small_engine.ask("When was the IPCP agreed?", k=3).to_dict()["results"][0]
 
 
-def test_confidence_is_a_probability_and_found_is_monotone_in_the_threshold(small_engine) -> None:  # noqa: F811
+def test_confidence_is_a_probability_and_found_is_monotone_in_the_threshold(small_engine) -> None:
     state = small_engine.state
     found_counts = []
     for threshold in (0.0, 0.25, 0.5, 0.75, 1.0):
@@ -97,7 +96,9 @@ def test_confidence_is_a_probability_and_found_is_monotone_in_the_threshold(smal
 
 
 def test_abstention_confidence_falls_when_the_asked_type_is_missing() -> None:
-    model = LinearModel(ANSWER_FEATURES, np.array([-3.0, -1.0, -1.0, 2.0, 2.0, 0.5, 1.0]), -1.0, standardised=False)
+    model = LinearModel(
+        ANSWER_FEATURES, np.array([-3.0, -1.0, -1.0, 2.0, 2.0, 0.5, 1.0, 0.5]), -1.0, standardised=False
+    )
     abst = Abstention(model)
     common = dict(sentence=0.7, dense=0.7, bm25=5.0, bm25_ceiling=20.0, coverage=0.6, specifics_missing=0.0)
     q = "How many officers are posted at NATO headquarters?"
@@ -150,7 +151,7 @@ def test_specifics_are_names_and_numbers_not_the_question_word() -> None:
 
 
 @pytest.mark.model
-def test_highlight_marks_the_answering_sentence(seed_engine) -> None:  # noqa: F811
+def test_highlight_marks_the_answering_sentence(seed_engine) -> None:
     answer = seed_engine.ask("Between which years did the Anglo-Japanese Alliance last?", k=3)
     top = answer.results[0]
     text = top.text
@@ -160,7 +161,7 @@ def test_highlight_marks_the_answering_sentence(seed_engine) -> None:  # noqa: F
 
 
 @pytest.mark.model
-def test_near_miss_question_is_flagged_but_still_shows_the_nearest_passages(seed_engine) -> None:  # noqa: F811
+def test_near_miss_question_is_flagged_but_still_shows_the_nearest_passages(seed_engine) -> None:
     answer = seed_engine.ask("How many Self-Defense Force officers are currently posted at NATO Headquarters?", k=5)
     assert not answer.answer_found
     assert len(answer.results) == 5

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,7 +16,18 @@ from jn_qa.engine import Engine
 from jn_qa.store import Layout
 
 QUESTION = "Who said that Ukraine today may be East Asia tomorrow?"
-ANSWER_KEYS = {"query", "answer_found", "confidence", "threshold", "version", "results"}
+ANSWER_KEYS = {
+    "query",
+    "searched_for",
+    "rewrites",
+    "answer_found",
+    "confidence",
+    "threshold",
+    "version",
+    "filters",
+    "results",
+}
+NO_FILTERS: dict[str, Any] = {"source": [], "publisher": [], "author": [], "since": None, "until": None}
 RESULT_KEYS = {"rank", "score", "text", "start", "end", "highlights", "section", "page", "source", "citation"}
 SOURCE_KEYS = {"id", "title", "author", "publisher", "published", "url"}
 
@@ -40,7 +52,7 @@ def texts(client: TestClient) -> dict[str, str]:
     return {i: client.get(f"/api/sources/{i}").json()["text"] for i in ids}
 
 
-def assert_error(r, status: int) -> None:  # type: ignore[no-untyped-def]
+def assert_error(r, status: int) -> None:
     assert r.status_code == status, r.text
     assert r.headers["content-type"].startswith("application/json")
     body = r.json()
@@ -85,6 +97,7 @@ def test_search_returns_the_answer_object(answer: dict, corpus_settings: Setting
     assert answer["version"] == Layout(corpus_settings.index).current_name()
     assert answer["threshold"] == corpus_settings.threshold
     assert answer["answer_found"] == (answer["confidence"] >= answer["threshold"])
+    assert answer["filters"] == NO_FILTERS
     assert 0.0 <= answer["confidence"] <= 1.0
     assert [r["rank"] for r in answer["results"]] == list(range(1, len(answer["results"]) + 1))
     assert 1 <= len(answer["results"]) <= 5
@@ -146,11 +159,93 @@ def test_k_caps_the_number_of_results(client: TestClient, k: int) -> None:
 def test_source_filter_keeps_only_those_sources(client: TestClient, texts: dict[str, str]) -> None:
     wanted = sorted(texts)[:2]
     get = client.get("/api/search", params={"q": QUESTION, "k": 10, "source": wanted})
-    post = client.post("/api/search", json={"question": QUESTION, "k": 10, "sources": wanted})
+    post = client.post("/api/search", json={"question": QUESTION, "k": 10, "source": wanted})
     for r in (get, post):
         assert r.status_code == 200
         ids = {x["source"]["id"] for x in r.json()["results"]}
         assert ids and ids <= set(wanted)
+        assert r.json()["filters"] == {**NO_FILTERS, "source": wanted}
+    assert get.json() == post.json()
+
+
+@pytest.fixture(scope="module")
+def catalogue(client: TestClient) -> list[dict]:
+    return client.get("/api/sources").json()["sources"]
+
+
+@pytest.mark.parametrize(
+    ("params", "keep"),
+    [
+        ({"publisher": "RAND"}, lambda s: s["publisher"] == "RAND"),
+        ({"publisher": ["rand", "the diplomat"]}, lambda s: s["publisher"] in ("RAND", "The Diplomat")),
+        ({"author": "Takahashi"}, lambda s: s["author"] == "Takahashi Kosuke"),
+        ({"since": "2024"}, lambda s: (s["published"] or "0") >= "2024"),
+        ({"until": "2023-07"}, lambda s: s["published"] is not None and s["published"][:7] <= "2023-07"),
+        ({"since": "2023-07-15", "until": "2023-12"}, lambda s: s["published"] in ("2023-07", "2023")),
+        ({"publisher": "The Diplomat", "since": "2023-06"}, lambda s: s["published"] in ("2023-07", "2023")),
+    ],
+    ids=["publisher", "two-publishers", "author-word", "since", "until", "month-inside-range", "publisher-and-date"],
+)
+def test_each_filter_keeps_only_matching_sources_on_get_and_post(
+    client: TestClient, catalogue: list[dict], params: dict, keep
+) -> None:
+    allowed = {s["id"] for s in catalogue if keep(s)}
+    assert allowed and allowed != {s["id"] for s in catalogue}  # each case narrows, and to something
+    get = client.get("/api/search", params={"q": "Japan NATO cooperation", "k": 20, **params})
+    body = {k: ([v] if isinstance(v, str) and k in ("publisher", "author") else v) for k, v in params.items()}
+    post = client.post("/api/search", json={"question": "Japan NATO cooperation", "k": 20, **body})
+    assert get.status_code == 200 and post.status_code == 200, get.text + post.text
+    assert get.json() == post.json()
+    got = {r["source"]["id"] for r in get.json()["results"]}
+    assert got and got <= allowed
+    echoed = get.json()["filters"]
+    for k, v in body.items():
+        assert echoed[k] == v
+
+
+def test_filters_that_match_no_source_together_give_an_empty_answer(client: TestClient) -> None:
+    r = client.get("/api/search", params={"q": QUESTION, "publisher": "RAND", "until": "2023"})
+    assert r.status_code == 200
+    assert r.json()["results"] == [] and r.json()["answer_found"] is False
+
+
+@pytest.mark.parametrize(
+    ("params", "says"),
+    [
+        ({"source": "no-such-source"}, "source: unknown source id 'no-such-source'"),
+        ({"publisher": "Rnad"}, "publisher: no source has publisher 'Rnad'; known: RAND; The Diplomat"),
+        ({"author": "Nobody"}, "author: no source has author 'Nobody'"),
+        ({"publisher": ""}, "publisher: empty value"),
+        ({"author": "  "}, "author: empty value"),
+        ({"source": ""}, "source: empty value"),
+        ({"since": ""}, "since: empty value"),
+        ({"until": "last year"}, "until: 'last year' is not a date"),
+        ({"since": "2023-13"}, "since: '2023-13' is not a date"),
+        ({"since": "2024", "until": "2023"}, "since (2024) is after until (2023)"),
+        ({"sources": "003_c32e3aa4097a6e4c"}, "sources: unknown parameter; did you mean 'source'?"),
+    ],
+    ids=[
+        "source",
+        "publisher",
+        "author",
+        "empty-publisher",
+        "blank-author",
+        "empty-source",
+        "empty-since",
+        "bad-until",
+        "month-13",
+        "since-after-until",
+        "misspelt-parameter",
+    ],
+)
+def test_bad_filters_are_422_with_a_clear_message_on_get_and_post(client: TestClient, params: dict, says: str) -> None:
+    r = client.get("/api/search", params={"q": QUESTION, **params})
+    assert_error(r, 422)
+    assert r.json()["error"]["message"].startswith(says), r.json()
+    body = {k: ([v] if k in ("source", "publisher", "author") else v) for k, v in params.items()}
+    r = client.post("/api/search", json={"question": QUESTION, **body})
+    assert_error(r, 422)
+    assert r.json()["error"]["message"].startswith(says), r.json()
 
 
 def test_explain_adds_explanations_only_when_asked(client: TestClient, answer: dict) -> None:
@@ -199,7 +294,8 @@ def test_get_search_rejects_bad_input_with_422(client: TestClient, params: dict)
         {"question": QUESTION, "k": 101},
         {"question": QUESTION, "k": "abc"},
         {"question": QUESTION, "k": 1.5},
-        {"question": QUESTION, "sources": "not-a-list"},
+        {"question": QUESTION, "source": "not-a-list"},
+        {"question": QUESTION, "sources": ["003_c32e3aa4097a6e4c"]},
         {"question": ["a list"]},
         ["not", "an", "object"],
     ],
@@ -212,7 +308,8 @@ def test_get_search_rejects_bad_input_with_422(client: TestClient, params: dict)
         "k101",
         "k-abc",
         "k-1.5",
-        "sources",
+        "source",
+        "old-name-sources",
         "question-list",
         "array",
     ],
@@ -231,9 +328,9 @@ def test_a_question_of_exactly_1000_characters_is_accepted(client: TestClient) -
     assert client.get("/api/search", params={"q": q, "k": 1}).status_code == 200
 
 
-def test_unknown_source_in_a_filter_is_404(client: TestClient) -> None:
-    assert_error(client.get("/api/search", params={"q": QUESTION, "source": "no-such-source"}), 404)
-    assert_error(client.post("/api/search", json={"question": QUESTION, "sources": ["no-such-source"]}), 404)
+def test_unknown_source_in_a_filter_is_422(client: TestClient) -> None:
+    assert_error(client.get("/api/search", params={"q": QUESTION, "source": "no-such-source"}), 422)
+    assert_error(client.post("/api/search", json={"question": QUESTION, "source": ["no-such-source"]}), 422)
 
 
 # ---------------------------------------------------------------- sources
@@ -304,8 +401,10 @@ def test_openapi_documents_the_routes_and_the_one_error_shape(client: TestClient
     assert error["properties"]["error"]["$ref"].endswith("/ErrorDetail")
     assert set(spec["components"]["schemas"]["ErrorDetail"]["required"]) == {"status", "message"}
     expected = {
-        ("/api/search", "get"): {"404", "422", "503"},
-        ("/api/search", "post"): {"404", "422", "503"},
+        ("/api/search", "get"): {"422", "503"},
+        ("/api/search", "post"): {"422", "503"},
+        ("/api/sources/{source_id}/cite", "get"): {"404", "422", "503"},
+        ("/api/citations", "get"): {"422", "503"},
         ("/api/sources/{source_id}", "get"): {"404", "503"},
         ("/api/health", "get"): {"503"},
     }
@@ -317,6 +416,20 @@ def test_openapi_documents_the_routes_and_the_one_error_shape(client: TestClient
     assert "HTTPValidationError" not in str(paths)  # FastAPI's own 422 shape is not what we send
     answer = spec["components"]["schemas"]["AnswerOut"]
     assert set(answer["properties"]) == ANSWER_KEYS
+    get_params = {p["name"] for p in paths["/api/search"]["get"]["parameters"]}
+    post_fields = set(spec["components"]["schemas"]["SearchBody"]["properties"])
+    assert get_params - {"q"} == post_fields - {"question"}  # one set of names for GET and POST
+
+
+def test_every_api_summary_is_in_sentence_case(client: TestClient) -> None:
+    """One convention in the reference: "Index status", never "Index Status" or "Add Sources"."""
+    spec = client.get("/openapi.json").json()
+    summaries = [op["summary"] for ops in spec["paths"].values() for op in ops.values()]
+    assert len(summaries) >= 9
+    for summary in summaries:
+        words = summary.replace("(", " ").split()
+        assert words[0][0].isupper(), summary
+        assert all(not w[0].isupper() or w.isupper() or w in ("JSON",) for w in words[1:]), summary
 
 
 def test_docs_are_served_without_any_external_asset(client: TestClient) -> None:
@@ -329,3 +442,86 @@ def test_docs_are_served_without_any_external_asset(client: TestClient) -> None:
         a = client.get(asset)
         assert a.status_code == 200 and len(a.content) > 100
     assert client.get("/redoc").status_code == 404  # ReDoc would load from a CDN: not offered
+
+
+# ---------------------------------------------------------------- citations
+
+
+CITED = "000_5bb0229532a43c0e"  # RAND, Jeffrey W. Hornung, 2024-07-08
+
+
+@pytest.mark.parametrize(
+    ("fmt", "media", "ext"),
+    [
+        ("bibtex", "application/x-bibtex", "bib"),
+        ("ris", "application/x-research-info-systems", "ris"),
+        ("csl-json", "application/vnd.citationstyles.csl+json", "json"),
+        ("apa", "text/plain", "apa.txt"),
+        ("mla", "text/plain", "mla.txt"),
+        ("chicago", "text/plain", "chicago.txt"),
+    ],
+)
+def test_cite_returns_each_format_as_a_named_download(client: TestClient, fmt: str, media: str, ext: str) -> None:
+    r = client.get(f"/api/sources/{CITED}/cite", params={"format": fmt})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == f"{media}; charset=utf-8"
+    assert r.headers["content-disposition"] == f'attachment; filename="{CITED}.{ext}"'
+    assert "Japan-NATO Ties: For What End?" in r.text and "2024" in r.text
+    assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_cited_formats_parse_as_what_they_claim(client: TestClient) -> None:
+    import json
+
+    bibtexparser = pytest.importorskip("bibtexparser", reason="bibtexparser is a test extra")
+    rispy = pytest.importorskip("rispy", reason="rispy is a test extra")
+    lib = bibtexparser.parse_string(client.get(f"/api/sources/{CITED}/cite", params={"format": "bibtex"}).text)
+    assert not lib.failed_blocks and len(lib.entries) == 1
+    entry = lib.entries[0]
+    assert entry.key == CITED and entry["title"] == "Japan-NATO Ties: For What End?" and entry["year"] == "2024"
+    ris = client.get(f"/api/sources/{CITED}/cite", params={"format": "ris"}).text
+    assert ris.startswith("TY  - ") and ris.endswith("ER  - \n")
+    (record,) = rispy.loads(ris)
+    assert record["title"] == "Japan-NATO Ties: For What End?" and record["publisher"] == "RAND"
+    (item,) = json.loads(client.get(f"/api/sources/{CITED}/cite", params={"format": "csl-json"}).text)
+    assert item["id"] == CITED and item["issued"] == {"date-parts": [[2024, 7, 8]]}
+
+
+def test_export_all_shown_puts_every_source_in_one_file_in_the_order_given(client: TestClient) -> None:
+    bibtexparser = pytest.importorskip("bibtexparser", reason="bibtexparser is a test extra")
+    ids = ["002_68815a687c627eef", CITED, "004_51e39a5a81441a58"]
+    r = client.get("/api/citations", params={"source": ids, "format": "bibtex"})
+    assert r.status_code == 200
+    assert r.headers["content-disposition"] == 'attachment; filename="jn-qa-citations.bib"'
+    lib = bibtexparser.parse_string(r.text)
+    assert [e.key for e in lib.entries] == ids and not lib.failed_blocks
+    apa = client.get("/api/citations", params={"source": ids, "format": "apa"}).text.strip().splitlines()
+    assert len(apa) == 3
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status"),
+    [
+        (f"/api/sources/{CITED}/cite", {"format": "endnote"}, 422),
+        (f"/api/sources/{CITED}/cite", {}, 422),
+        (f"/api/sources/{CITED}/cite", {"format": ""}, 422),
+        ("/api/sources/no-such-source/cite", {"format": "bibtex"}, 404),
+        ("/api/citations", {"source": "no-such-source", "format": "ris"}, 422),
+        ("/api/citations", {"format": "ris"}, 422),
+        ("/api/citations", {"source": CITED, "format": "docx"}, 422),
+    ],
+    ids=[
+        "unknown-format",
+        "no-format",
+        "empty-format",
+        "unknown-source",
+        "export-unknown-source",
+        "export-none",
+        "export-format",
+    ],
+)
+def test_citation_errors_use_the_error_shape(client: TestClient, path: str, params: dict, status: int) -> None:
+    r = client.get(path, params=params)
+    assert_error(r, status)
+    if "format" in params and params["format"] not in ("bibtex", "ris"):
+        assert "format" in r.json()["error"]["message"]

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -28,7 +29,7 @@ if not Path(CHROMIUM).is_file():
     pytest.skip("Debian's chromium is not installed (`make browser` installs it)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[test])")
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.server]
 ARGS = [
     "--headless",
     "--no-sandbox",
@@ -39,6 +40,7 @@ ARGS = [
     "--no-first-run",
 ]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+DOCS = Path(__file__).resolve().parent.parent / "docs"
 ANSWERABLE = "What has Japan learned from the CCDCOE?"
 UNANSWERABLE = "Who succeeded Jens Stoltenberg as NATO Secretary General?"
 
@@ -99,8 +101,12 @@ class Watched:
         self.context.route("**/*", self._route)
         self.page = self.context.new_page()
         self.page.set_default_timeout(30_000)
-        self.page.on("console", lambda m: m.type == "error" and self.problems.append(f"console: {m.text}"))
+        self.page.on("console", self._console)
         self.page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
+
+    def _console(self, m: Any) -> None:
+        if m.type == "error":
+            self.problems.append(f"console: {m.text}")
 
     def _route(self, route: object) -> None:
         url = route.request.url  # type: ignore[attr-defined]
@@ -185,11 +191,11 @@ def test_read_in_context_opens_the_source_with_the_passage_highlighted(watched: 
     card = page.locator("article.card").first
     passage = card.locator("blockquote.passage").inner_text()
     card.locator("a.context").click()
-    page.wait_for_url(re.compile(r"/sources/.+\?start=\d+&end=\d+#passage$"))
+    page.wait_for_url(re.compile(r"/sources/.+\?start=\d+&end=\d+&hl=.*#passage$"))
     anchor = page.locator("#passage")
     anchor.wait_for()
     box = anchor.bounding_box()
-    assert box is not None and 0 <= box["y"] < page.viewport_size["height"]  # type: ignore[index]
+    assert box is not None and 0 <= box["y"] < page.viewport_size["height"]
     marked = "".join(page.locator("mark.passage").all_inner_texts())
     assert squash(marked) == squash(passage)
     background = anchor.evaluate("e => getComputedStyle(e).backgroundColor")
@@ -259,3 +265,113 @@ def test_api_docs_render_offline_under_the_csp(watched: Watched, server: str) ->
     page.wait_for_selector(".opblock")
     assert page.locator(".opblock").count() >= 5
     assert "/api/search" in page.inner_text("body")
+
+
+# ---------------------------------------------------------------- the analyst's workflow
+
+BROAD = "What are the limits of Japan-NATO cooperation?"  # its top 10 come from RAND and The Diplomat
+
+
+def test_filter_by_a_publisher_shows_only_its_cards_with_facet_counts(watched: Watched, server: str) -> None:
+    page = watched.page
+    page.goto(f"{server}/?q={BROAD}&k=10")
+    row = page.locator('nav.facets p[data-facet="publisher"]')
+    counts = {a.inner_text().rsplit(" ", 1)[0]: int(a.locator(".count").inner_text()) for a in row.locator("a").all()}
+    shown = [p.inner_text() for p in page.locator("article.card .publisher").all()]
+    assert counts == {name: shown.count(name) for name in set(shown)} and len(counts) >= 2
+    row.locator("a", has_text="RAND").click()
+    page.wait_for_url(re.compile(r"publisher=RAND"))
+    cards = page.locator("article.card")
+    assert cards.count() >= 1
+    assert page.locator("article.card .publisher").all_inner_texts() == ["RAND"] * cards.count()
+    selected = page.locator('nav.facets p[data-facet="publisher"] a.selected')
+    assert selected.count() == 1 and selected.locator(".count").inner_text() == str(cards.count())
+    assert page.locator('input[type="hidden"][name="publisher"]').get_attribute("value") == "RAND"
+    selected.click()  # the selected value removes the filter again
+    page.wait_for_url(lambda url: "publisher=" not in url)
+    assert len(set(page.locator("article.card .publisher").all_inner_texts())) >= 2
+
+
+def test_export_bibtex_files_of_all_shown_and_of_one_card(watched: Watched, server: str) -> None:
+    bibtexparser = pytest.importorskip("bibtexparser", reason="bibtexparser is a test extra")
+    page = watched.page
+    page.goto(f"{server}/?q={BROAD}&k=10")
+    sources = page.locator('form.export input[name="source"]').evaluate_all("xs => xs.map(x => x.value)")
+    page.select_option("#export-format", "bibtex")
+    with page.expect_download() as info:
+        page.locator("form.export button").click()
+    download = info.value
+    assert download.suggested_filename == "jn-qa-citations.bib"
+    lib = bibtexparser.parse_string(Path(download.path()).read_text(encoding="utf-8"))
+    assert [e.key for e in lib.entries] == sources and not lib.failed_blocks
+    card = page.locator("article.card").first
+    card.locator("details.cite-menu summary").click()
+    with page.expect_download() as info:
+        card.locator("details.cite-menu a", has_text="BibTeX").click()
+    one = bibtexparser.parse_string(Path(info.value.path()).read_text(encoding="utf-8"))
+    assert info.value.suggested_filename == f"{sources[0]}.bib" and [e.key for e in one.entries] == [sources[0]]
+
+
+def test_copy_citation_in_a_chosen_format(browser: object, server: str) -> None:
+    w = Watched(browser, permissions=["clipboard-read", "clipboard-write"])
+    try:
+        page = w.page
+        page.goto(f"{server}/?q={ANSWERABLE}")
+        card = page.locator("article.card").first
+        card.locator("select.cite-format").select_option("ris")
+        card.locator("button.copy").click()
+        page.wait_for_function("() => document.querySelector('button.copy').textContent === 'Copied'")
+        copied = page.evaluate("navigator.clipboard.readText()")
+        assert copied.startswith("TY  - ELEC\n") and copied.endswith("ER  - \n")
+    finally:
+        w.close()
+
+
+def test_read_in_context_marks_the_sentence_and_links_back(watched: Watched, server: str) -> None:
+    page = watched.page
+    page.goto(f"{server}/?q={ANSWERABLE}&publisher=The+Diplomat")
+    results_url = page.url
+    card = page.locator("article.card").first
+    sentence = card.locator("blockquote.passage mark").first.inner_text()
+    card.locator("a.context").click()
+    page.wait_for_url(re.compile(r"/sources/.+hl=\d+-\d+.*#passage$"))
+    support = page.locator("mark.passage.support")
+    assert support.count() >= 1 and support.first.is_visible()
+    assert squash(sentence) in squash("".join(support.all_inner_texts()))
+    tint = page.locator("mark.passage:not(.support)").first.evaluate("e => getComputedStyle(e).backgroundColor")
+    strong = support.first.evaluate("e => getComputedStyle(e).backgroundColor")
+    assert tint != strong  # the sentence stands out inside the tinted passage
+    back = page.locator("p.back.after-passage a")
+    assert back.is_visible()  # right below the passage, where the reader is
+    back.click()
+    page.wait_for_url(lambda url: parse_qs(urlsplit(url).query) == parse_qs(urlsplit(results_url).query))
+    assert page.locator("article.card").count() >= 1
+    assert page.locator('input[name="publisher"]').get_attribute("value") == "The Diplomat"
+
+
+def test_on_a_phone_the_first_answer_is_on_screen_after_asking(browser: object, server: str) -> None:
+    w = Watched(browser, viewport={"width": 375, "height": 667}, is_mobile=True, has_touch=True, device_scale_factor=2)
+    try:
+        page = w.page
+        page.goto(server + "/")
+        page.fill("#q", ANSWERABLE)
+        page.press("#q", "Enter")
+        page.wait_for_selector("article.card mark")
+        assert page.evaluate("window.scrollY") == 0
+        title = page.locator("article.card h3").first.bounding_box()
+        assert title is not None and title["y"] + title["height"] <= 667, title  # above the fold, no scrolling
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        DOCS.mkdir(exist_ok=True)
+        page.screenshot(path=str(DOCS / "screenshot-phone.png"), full_page=False)
+        page.goto(server + "/sources")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        rows = page.locator("table.sources tbody tr")
+        assert rows.count() == 5
+        for cell in ("Date", "Passages"):  # nothing clipped: every field of every card is on screen horizontally
+            for box in page.locator(f'td[data-label="{cell}"]').evaluate_all(
+                "xs => xs.map(x => x.getBoundingClientRect().right)"
+            ):
+                assert box <= 375
+        assert rows.first.evaluate("e => getComputedStyle(e).display") == "block"  # cards, not a table row
+    finally:
+        w.close()

@@ -187,7 +187,7 @@ build(Settings(corpus=Path(corpus), index=Path(index)), Embedder("all-MiniLM-L6-
 """
 
 
-def _wait_for(predicate, timeout: float = 120.0) -> None:  # type: ignore[no-untyped-def]
+def _wait_for(predicate, timeout: float = 400.0) -> None:
     end = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > end:

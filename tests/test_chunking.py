@@ -55,7 +55,7 @@ def test_sentences_cover_arbitrary_text(text: str) -> None:
     spans = split_sentences(text, max_words=20)
     covered = set().union(*(range(s.start, s.end) for s in spans)) if spans else set()
     assert nonspace_positions(text) <= covered
-    for a, b in zip(spans, spans[1:]):
+    for a, b in zip(spans, spans[1:], strict=False):
         assert a.end <= b.start
     for s in spans:
         assert "\n" not in text[s.start : s.end] and len(text[s.start : s.end].split()) <= 20
@@ -84,7 +84,7 @@ def test_overlap_repeats_whole_sentences() -> None:
     doc = Document(" ".join(sentences))
     passages = chunk(doc, words=21, overlap=7)
     assert [len(p.sentences) for p in passages] == [3, 3, 3, 3, 3, 2]
-    for a, b in zip(passages, passages[1:]):
+    for a, b in zip(passages, passages[1:], strict=False):
         assert b.sentences[0] == a.sentences[-1]  # one sentence (7 words) of overlap
 
 

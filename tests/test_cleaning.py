@@ -55,14 +55,14 @@ def test_pull_quote_repeating_a_body_sentence_is_removed() -> None:
 
 
 def test_subscribe_blurbs_are_removed() -> None:
-    raw = "Last paragraph of the article.\nWant to read more?\nSubscribe for full access.\nSubscribeThe Authors\nA. Writer is a correspondent."
+    raw = "Last paragraph of the article.\nWant to read more?\nSubscribe for full access.\nSubscribeThe Authors\nA. Writer is a correspondent."  # noqa: E501
     out = text_of(raw)
     assert "Subscribe" not in out and "Want to read more" not in out
     assert "The Authors\nA. Writer is a correspondent." in out
 
 
 def test_section_breadcrumbs_are_removed_but_bylines_with_a_bar_are_kept() -> None:
-    raw = "Features | Security | East Asia\n\nRyosuke Tanaka | National Institute for Defense Studies, Japan.\n\nBody text here."
+    raw = "Features | Security | East Asia\n\nRyosuke Tanaka | National Institute for Defense Studies, Japan.\n\nBody text here."  # noqa: E501
     assert text_of(raw) == "Ryosuke Tanaka | National Institute for Defense Studies, Japan.\n\nBody text here."
 
 
@@ -83,7 +83,7 @@ def test_sentences_cut_by_page_breaks_are_rejoined() -> None:
 
 
 def test_headings_are_found_and_not_joined_to_prose() -> None:
-    raw = "Title of the piece\n\nStrengthening Ties\n\nAs I detailed in a 2020 report, Japan is a partner. It works.\n\nBy Jeffrey W. Hornung\n\nMore prose follows here."
+    raw = "Title of the piece\n\nStrengthening Ties\n\nAs I detailed in a 2020 report, Japan is a partner. It works.\n\nBy Jeffrey W. Hornung\n\nMore prose follows here."  # noqa: E501
     doc = clean_text(raw)
     headings = [doc.text[h.start : h.end] for h in doc.headings]
     assert headings == ["Title of the piece", "Strengthening Ties"]
@@ -118,3 +118,29 @@ def test_any_text_cleans_without_error_to_valid_structure(raw: str) -> None:
     for h in doc.headings:
         assert 0 <= h.start < h.end <= len(doc.text)
         assert "\n" not in doc.text[h.start : h.end]
+
+
+def test_markdown_marks_never_reach_the_display_text() -> None:
+    raw = "Japan's **Individual** Partnership, the *IPCP*, and `code()` in __bold__.\n\n> A quoted line.\n\n2 * 3 = 6"
+    out = text_of(raw, markdown=True)
+    assert out == "Japan's Individual Partnership, the IPCP, and code() in bold.\n\nA quoted line.\n\n2 * 3 = 6"
+
+
+def test_markdown_code_fences_are_code_never_headings() -> None:
+    raw = "# Title\n\nSome text here.\n\n```c\n#define CHUNK 16384\n#include <stdio.h>\n```\n\n## Next\n\nMore."
+    doc = clean_text(raw, markdown=True)
+    assert [doc.text[h.start : h.end] for h in doc.headings] == ["Title", "Next"]
+    assert "#define CHUNK 16384\n#include <stdio.h>" in doc.text and "```" not in doc.text
+
+
+def test_captions_footers_and_link_labels_are_removed() -> None:
+    body = " ".join(["The article body says something about Japan and NATO."] * 12)
+    raw = (
+        "Leaders meet in Vilnius, Lithuania, July 12, 2023. Photo by Yves Herman/Reuters\n\n"
+        "NATO Secretary General Jens Stoltenberg meets Prime Minister Kishida, Jan. 31, 2023.\n\nCredit: NATO\n\n"
+        f"{body} They signed the Programme (PDF). The support (PDF, 2.1 MB) continued.\n\n--\n\n--\n\n"
+        "RAND\n\nWe help improve policy and decisionmaking through research and analysis."
+    )
+    out = text_of(raw)
+    assert out == f"{body} They signed the Programme. The support continued."
+    assert text_of("Reports in PDF (PDFs, mostly) stay.") == "Reports in PDF (PDFs, mostly) stay."

@@ -54,13 +54,15 @@ def test_markdown_front_matter_is_kept_and_flags_override_it(folder: Path) -> No
 def test_html_main_text_and_metadata_come_from_the_page(folder: Path) -> None:
     (added,) = _add(folder, "tokyo.htm", HTML.encode()).added
     assert added.file == "tokyo.html"
-    assert _sidecar(folder, "tokyo") == {
+    meta = _sidecar(folder, "tokyo")
+    assert {k: v for k, v in meta.items() if k != "note"} == {
         "title": "Tokyo Looks to Brussels",
         "author": "Aiko Tanaka",
         "publisher": "Example Review",
         "published": "2024-03-15",
         "url": "https://review.example.org/tokyo-brussels",
     }
+    assert 'published: <meta name="article:published_time">' in str(meta["note"])  # where each field was found
     src = next(s for s in ingest.read_corpus(folder) if s.id == "tokyo")
     assert "sixteen areas of cooperation" in src.doc.text
     for boilerplate in ("About us", "Subscribe", "Copyright", "Privacy"):
@@ -87,7 +89,13 @@ def test_ids_are_safe_slugs_and_never_collide(folder: Path) -> None:
         folder,
     )
     assert [a.id for a in report.added] == ["seed-2", "seed-3"]
-    assert sorted(p.name for p in folder.iterdir()) == ["seed-2.txt", "seed-3.txt", "seed.txt"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "seed-2.meta.json",
+        "seed-2.txt",
+        "seed-3.meta.json",
+        "seed-3.txt",
+        "seed.txt",
+    ]
     assert corpus.slug("Ünïcode résumé (final).html") == "unicode-resume-final"
     assert corpus.slug("...") == "source" and corpus.slug("x.meta.txt") == "x"
 
@@ -95,7 +103,11 @@ def test_ids_are_safe_slugs_and_never_collide(folder: Path) -> None:
 def test_an_orphan_sidecar_is_not_adopted(folder: Path) -> None:
     (folder / "notes.meta.json").write_text(json.dumps({"title": "Someone else's"}), encoding="utf-8")
     (added,) = _add(folder, "notes.txt", b"Fresh notes on the summit.").added
-    assert added.id == "notes-2"
+    assert added.id == "notes"  # the orphan (a killed add's, or one left by hand) is removed under the lock
+    sidecar = folder / "notes.meta.json"  # every added source gets its own sidecar now: never the orphan's
+    assert not sidecar.exists() or "Someone else's" not in sidecar.read_text(encoding="utf-8")
+    source = next(s for s in ingest.read_corpus(folder) if s.id == "notes")
+    assert source.meta.title == "Fresh notes on the summit."
 
 
 def test_identical_content_is_reported_not_added(folder: Path) -> None:
@@ -128,7 +140,8 @@ def _corrupt_pdf() -> bytes:
 
 
 BAD = [
-    ("notes.docx", b"PK\x03\x04 a word file", UnsupportedSource, "unsupported type"),
+    ("notes.odt", b"PK\x03\x04 an opendocument file", UnsupportedSource, "unsupported type"),
+    ("notes.docx", b"PK\x03\x04 not really a word file", UnsupportedSource, "could not be read"),
     ("noext", b"plain words", UnsupportedSource, "unsupported type"),
     ("empty.txt", b"", UnsupportedSource, "empty"),
     ("blank.md", b" \n\t\n", UnsupportedSource, "empty"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import numpy as np
 import pytest
@@ -100,7 +101,12 @@ def test_the_query_threads_setting_reaches_the_query_encode(
         Settings.from_env({"JNQA_QUERY_THREADS": "0"})
     seen: list[int] = []
     real = embedding.torch_threads
-    monkeypatch.setattr(embedding, "torch_threads", lambda n: (seen.append(n), real(n))[1])
+
+    def counted(n: int) -> Any:
+        seen.append(n)
+        return real(n)
+
+    monkeypatch.setattr(embedding, "torch_threads", counted)
     two = Embedder(embedder.name, query_threads=2)
     two._model = embedder.model  # the loaded model, shared
     got = two.encode_queries([QUESTIONS[0]])

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from _quality_fixtures import real_embedder, seed_engine  # noqa: F401  (fixtures)
 from jn_qa import evaluate as ev
 from jn_qa.errors import InvalidInput
 
@@ -20,7 +19,7 @@ def test_normalize_folds_unicode_quotes_links_and_space() -> None:
     assert ev.normalize(raw) == 'The "alliance partner" of my ally (AP4) fine'
 
 
-def _gold(lines: list[dict]) -> list[ev.GoldItem]:  # type: ignore[type-arg]
+def _gold(lines: list[dict]) -> list[ev.GoldItem]:
     return ev.parse_gold([json.dumps(x) for x in lines])
 
 
@@ -146,7 +145,7 @@ def test_eval_rejects_a_bad_gold_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.model
-def test_eval_command_on_a_tiny_gold_file(seed_engine, tmp_path: Path) -> None:  # noqa: F811
+def test_eval_command_on_a_tiny_gold_file(seed_engine, tmp_path: Path) -> None:
     gold = tmp_path / "gold.jsonl"
     rows = [
         {
@@ -198,7 +197,7 @@ def test_eval_beir_reports_each_system_against_its_baselines(tmp_path: Path) -> 
     done = _cli("eval-beir", str(folder), "--index", str(tmp_path / "index"), "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert set(report["systems"]) == {"bm25", "dense", "rrf", "jn-qa"}
+    assert set(report["systems"]) == {"bm25", "dense", "rrf", "ranker", "jn-qa"}
     assert report["queries"] == 2
     assert report["systems"]["jn-qa"]["ndcg@10"] == pytest.approx(1.0)
     assert all(0.0 <= s["recall@100"] <= 1.0 for s in report["systems"].values())

@@ -237,3 +237,147 @@ def test_odd_questions_on_the_command_line(corpus_settings: Settings, q: str) ->
         assert done.returncode == 0, err
     else:
         assert done.returncode == 1 and err.startswith("error: the question is")
+
+
+# ---------------------------------------------------------------- front matter (issue 14)
+
+YAML_VALUES = st.one_of(
+    st.text(max_size=30),
+    st.sampled_from(["x" * 499, "x" * 501, "y" * 5000, "z" * 15_000]),  # at, over and far over the 500 limit
+    st.sampled_from(["javascript:alert(document.cookie)", "http://ok.example/a", "ftp://a/b", "<b>not-a-date</b>"]),
+    st.sampled_from(["2024-07-08", "2024-13-01", "2024", "2023-02-30", "9" * 5000]),
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.booleans(),
+    st.none(),
+    st.dates(),
+    st.lists(st.text(max_size=5), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+)
+FM_KEYS = st.sampled_from(["title", "author", "publisher", "published", "url", "note", "colour", "_id"])
+
+
+@st.composite
+def front_matter(draw: st.DrawFn) -> str:
+    """A YAML block of odd keys and values; sometimes with an anchor and aliases (a small alias bomb)."""
+    import yaml
+
+    block = yaml.safe_dump(draw(st.dictionaries(FM_KEYS, YAML_VALUES, max_size=6)), allow_unicode=True)
+    if draw(st.booleans()):
+        depth = draw(st.integers(1, 6))
+        lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+        lines += [f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 9)}]" for i in range(1, depth)]
+        lines.append(f"{draw(FM_KEYS)}: *a{depth - 1}")
+        block = "\n".join(lines) + "\n" + block
+    return block
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
+@given(block=front_matter())
+def test_generated_front_matter_is_checked_or_refused_quickly(block: str) -> None:
+    import time
+
+    from jn_qa import metadata
+
+    data = f"---\n{block}---\nThe delegates met in Tokyo to discuss maritime security.\n".encode()
+    t = time.perf_counter()
+    try:
+        source = ingest.make_source("fm", data, "md", "fm.md")
+    except JnqaError as e:
+        assert e.status == 415 and e.message.startswith("fm.md: front matter") and "\n" not in e.message
+        event(f"refused: {e.message[4:40]}")
+    else:
+        meta = source.meta.to_dict()
+        for key in ("author", "publisher", "published", "url", "note"):  # what is kept passes the one check again
+            assert meta[key] is None or metadata.check_value(key, meta[key]) == meta[key]
+        assert len(source.meta.title) <= metadata.MAX_FIELD_CHARS and source.doc.text.startswith("The delegates")
+        event("a source" + (" with a url" if meta["url"] else ""))
+    assert time.perf_counter() - t < 2.0
+
+
+# ---------------------------------------------------------------- text without punctuation, of growing size
+
+
+def _words(n_chars: int, seed: int = 1) -> str:
+    import random
+
+    rng = random.Random(seed)
+    vocab = ["japan", "nato", "partnership", "cyber", "maritime", "security", "tokyo", "brussels", "summit", "of"]
+    out: list[str] = []
+    size = 0
+    while size < n_chars:
+        out.append(rng.choice(vocab) + str(rng.randrange(100)))
+        size += len(out[-1]) + 1
+    return " ".join(out)[:n_chars]
+
+
+def _prose(n_chars: int, sep: str = "\n\n") -> str:
+    """Sentences of 8-20 words ending in full stops, in paragraphs of 3-6 (all different: cleaning would
+    drop repeats)."""
+    import random
+
+    rng = random.Random(2)
+    words = _words(n_chars * 2, seed=3).split()
+    paragraphs: list[str] = []
+    size = i = 0
+    while size < n_chars:
+        sentences = []
+        for _ in range(rng.randint(3, 6)):
+            n = rng.randint(8, 20)
+            sentences.append(" ".join(words[i : i + n]).capitalize() + ".")
+            i += n
+        paragraphs.append(" ".join(sentences))
+        size += len(paragraphs[-1]) + len(sep)
+    return sep.join(paragraphs)[:n_chars]
+
+
+def _columns(text: str, width: int) -> str:
+    return "\n".join(text[i : i + width] for i in range(0, len(text), width))
+
+
+SHAPES = {
+    "unpunctuated, one line": lambda n: _words(n),
+    "unpunctuated, 80-column lines": lambda n: _columns(_words(n), 80),
+    "prose on one line": lambda n: _prose(n, sep=" "),
+    "one word, no spaces": lambda n: "x" * n,
+}
+
+
+def _chunk_seconds(text: str) -> float:
+    """Best of two runs of read + clean + chunk, offsets verified."""
+    import time
+
+    best = float("inf")
+    for _ in range(2):
+        t = time.perf_counter()
+        source = ingest.make_source("t", text.encode(), "txt", "t.txt")
+        passages = chunking.chunk(source.doc)
+        best = min(best, time.perf_counter() - t)
+    chunking.verify(source.doc.text, passages, [source.doc.text[p.start : p.end] for p in passages])
+    return best
+
+
+@pytest.fixture(scope="module")
+def prose_rate() -> float:
+    """Characters per second of normal prose (paragraphs of punctuated sentences), on this machine now."""
+    chunking.split_sentences("Warm up. Now.")
+    return 100_000 / _chunk_seconds(_prose(100_000))
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_texts_of_any_punctuation_chunk_in_linear_time_and_bounded_memory(shape: str, prose_rate: float) -> None:
+    import tracemalloc
+
+    make = SHAPES[shape]
+    small, big = _chunk_seconds(make(50_000)), _chunk_seconds(make(400_000))
+    rate = 400_000 / big
+    assert rate >= prose_rate / 3, f"{shape}: {rate:,.0f} chars/s against prose {prose_rate:,.0f}"
+    assert big <= max(0.5, 24 * small), f"{shape}: 50 KB {small:.2f}s, 400 KB {big:.2f}s (8x the text)"
+    text = make(50_000)
+    tracemalloc.start()
+    try:
+        chunking.chunk(ingest.make_source("t", text.encode(), "txt", "t.txt").doc)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= 64 * len(text), f"{shape}: peak {peak / len(text):.0f} bytes per character"

@@ -19,7 +19,7 @@ from jn_qa.build import build
 from jn_qa.config import Settings
 from library_support import embedder, free_port, seed_copy
 
-pytestmark = [pytest.mark.model, pytest.mark.slow]
+pytestmark = [pytest.mark.model, pytest.mark.server, pytest.mark.slow]
 
 TOKEN = "hotswap-admin-token"
 PHRASE = "Which ships repair submarine cables under the Kestrel Harbour Accord?"
@@ -47,7 +47,15 @@ class Server:
 def server(tmp_path: Path) -> Iterator[Server]:
     s = seed_copy(tmp_path)
     port = free_port()
-    env = {**os.environ, "JNQA_RELOAD_INTERVAL": "0.5", "JNQA_ADMIN_TOKEN": TOKEN, "HF_HUB_OFFLINE": "1"}
+    # about swapping versions under load, not about reading: the reader stays off, so the request rate the
+    # checks need does not depend on how busy the machine is
+    env = {
+        **os.environ,
+        "JNQA_RELOAD_INTERVAL": "0.5",
+        "JNQA_ADMIN_TOKEN": TOKEN,
+        "HF_HUB_OFFLINE": "1",
+        "JNQA_RERANKER": "off",
+    }
     exe = str(Path(sys.executable).with_name("jn-qa"))
     log = (tmp_path / "server.log").open("wb")
     proc = subprocess.Popen(

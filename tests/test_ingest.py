@@ -40,10 +40,10 @@ def test_front_matter_is_metadata_not_text_and_sidecar_wins(tmp_path: Path) -> N
 
 def test_scan_skips_unsupported_files_and_rejects_duplicate_ids(tmp_path: Path) -> None:
     write_source(tmp_path, "x", "Text.")
-    (tmp_path / "notes.docx").write_bytes(b"PK\x03\x04")
+    (tmp_path / "notes.odt").write_bytes(b"PK\x03\x04")
     (tmp_path / ".hidden.txt").write_text("ignored")
     entries, skipped = ingest.scan(tmp_path)
-    assert [e.id for e in entries] == ["x"] and skipped == ["notes.docx: unsupported type"]
+    assert [e.id for e in entries] == ["x"] and skipped == ["notes.odt: unsupported type"]
     (tmp_path / "x.md").write_text("Other.")
     with pytest.raises(CorpusError, match="share the id 'x'"):
         ingest.scan(tmp_path)

@@ -6,7 +6,7 @@ import html
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
@@ -51,7 +51,7 @@ def squash(s: str) -> str:
     return re.sub(r"\s+", "", s)
 
 
-def assert_page(r, status: int) -> str:  # type: ignore[no-untyped-def]
+def assert_page(r, status: int) -> str:
     assert r.status_code == status, r.text[:500]
     assert r.headers["content-type"].startswith("text/html")
     return r.text
@@ -98,7 +98,7 @@ def test_results_are_citation_cards_with_the_support_marked(client: TestClient) 
     assert_self_contained(page)
     cards = re.findall(r'<article class="card.*?</article>', page, re.S)
     assert len(cards) == len(answer["results"]) >= 1
-    for card, r in zip(cards, answer["results"]):
+    for card, r in zip(cards, answer["results"], strict=True):
         source = r["source"]
         assert escape(source["title"]) in card
         for field in ("author", "publisher"):
@@ -110,13 +110,19 @@ def test_results_are_citation_cards_with_the_support_marked(client: TestClient) 
         assert marks == [r["text"][h["start"] - r["start"] : h["end"] - r["start"]] for h in r["highlights"]]
         assert squash(texts_of("blockquote", card)[0]) == squash(r["text"])
         assert attr_values("data-citation", card) == [r["citation"]]
-        assert re.search(
-            r'<button type="button" class="copy" data-citation="[^"]*" hidden>Copy citation</button>', card
-        )
+        assert re.search(r'<span class="copy-group" hidden>\s*<button type="button" class="copy"', card)
+        cite = f"/api/sources/{source['id']}/cite"
+        for fmt in ("bibtex", "ris", "csl-json", "apa", "mla", "chicago"):  # the format menu beside the button
+            assert f'href="{cite}?format={fmt}" download' in card and f'<option value="{fmt}">' in card
         href = re.search(r'<a class="context" href="([^"]*)"', card).group(1)  # type: ignore[union-attr]
         parts = urlsplit(html.unescape(href))
         assert parts.path == f"/sources/{source['id']}" and parts.fragment == "passage"
-        assert parse_qs(parts.query) == {"start": [str(r["start"])], "end": [str(r["end"])]}
+        assert parse_qs(parts.query) == {
+            "start": [str(r["start"])],
+            "end": [str(r["end"])],
+            "hl": [f"{h['start']}-{h['end']}" for h in r["highlights"]],
+            "back": [urlencode({"q": QUESTION})],
+        }
     assert f"Confidence {round(100 * answer['confidence'])}%" in page
     assert 'href="/api/search?q=' in page  # the JSON twin
 
@@ -144,11 +150,13 @@ def test_found_and_not_found_read_differently(corpus_settings: Settings, embedde
         ({"q": QUESTION, "k": "abc"}, "k:"),
         ({"q": QUESTION, "k": "0"}, "k:"),
         ({"q": QUESTION, "k": "101"}, "k:"),
-        ({"q": QUESTION, "source": "no-such-source"}, "Unknown source: no-such-source."),
+        ({"q": QUESTION, "source": "no-such-source"}, "Source: unknown source id 'no-such-source'"),
+        ({"q": QUESTION, "publisher": ""}, "Publisher: empty value"),
+        ({"q": QUESTION, "since": "soon"}, "Since: 'soon' is not a date"),
     ],
 )
 def test_a_bad_question_gets_a_friendly_page_with_the_right_status(client: TestClient, params: dict, says: str) -> None:
-    status = 404 if "source" in params else 422
+    status = 422
     page = assert_page(client.get("/", params=params), status)
     alert = texts_of("div", page, "notice error")
     assert alert and says.lower() in alert[0].lower()
@@ -173,7 +181,7 @@ def test_the_page_can_search_one_source(client: TestClient) -> None:
     assert hrefs and all(h.startswith(f"/sources/{one['id']}") for h in hrefs)
     assert f'<input type="hidden" name="source" value="{one["id"]}">' in page
     assert "Searching only in" in page and escape(one["title"]) in page
-    page = assert_page(client.get("/", params={"q": QUESTION, "source": [one["id"], "no-such-source"]}), 404)
+    page = assert_page(client.get("/", params={"q": QUESTION, "source": [one["id"], "no-such-source"]}), 422)
     assert f'<input type="hidden" name="source" value="{one["id"]}">' in page  # the filter survives an error
     assert 'value="no-such-source"' not in page  # but not the id that caused it
 
@@ -186,7 +194,7 @@ def test_library_lists_every_source_with_a_link_and_a_json_twin(client: TestClie
     page = assert_page(client.get("/sources"), 200)
     for s in sources:
         assert f'<a href="/sources/{s["id"]}">{escape(s["title"])}</a>' in page
-        assert f'<td class="num">{s["passages"]}</td>' in page
+        assert f'<td class="num" data-label="Passages">{s["passages"]}</td>' in page
     assert 'href="/api/sources"' in page
     assert_self_contained(page)
 
@@ -216,10 +224,10 @@ def test_in_context_link_marks_exactly_the_cited_passage(client: TestClient) -> 
         href = f"/sources/{r['source']['id']}?start={r['start']}&end={r['end']}"
         page = assert_page(client.get(href), 200)
         assert page.count('id="passage"') == 1
-        marks = re.findall(r'<mark class="passage"( id="passage")?>', page)
+        marks = re.findall(r'<mark class="passage(?: support)?"( id="passage")?>', page)
         assert marks and marks[0] == ' id="passage"' and not any(marks[1:])  # the anchor is the first mark
         assert squash("".join(texts_of("mark", page))) == squash(r["text"])
-        assert "The cited passage is highlighted below." in page
+        assert "The cited passage is tinted below" in page
 
 
 @pytest.mark.parametrize(
@@ -294,3 +302,112 @@ def test_a_card_from_a_pdf_names_its_page(hostile: TestClient) -> None:
     assert answer["results"][0]["source"]["id"] == "paged" and answer["results"][0]["page"] == 2
     page = assert_page(hostile.get("/", params={"q": "Where was the submarine drill held?", "k": 1}), 200)
     assert '<span class="page">p. 2</span>' in page
+
+
+# ---------------------------------------------------------------- filters, facets, export, back links
+
+
+def facet_links(page: str, facet: str) -> dict[str, tuple[int, str, bool]]:
+    """{value: (count, href, selected)} of one facet row."""
+    row = re.search(rf'<p class="facet" data-facet="{facet}">(.*?)</p>', page, re.S)
+    links = re.finditer(
+        r'<a href="([^"]*)"([^>]*)>([^<]*) <span class="count">(\d+)</span>', row.group(1) if row else ""
+    )
+    return {html.unescape(m[3]): (int(m[4]), html.unescape(m[1]), "selected" in m[2]) for m in links}
+
+
+def test_facets_count_the_results_shown_and_narrow_to_one_value(client: TestClient) -> None:
+    q = "What are the limits of Japan-NATO cooperation?"
+    answer = client.get("/api/search", params={"q": q, "k": 10}).json()
+    page = assert_page(client.get("/", params={"q": q, "k": 10}), 200)
+    publishers = facet_links(page, "publisher")
+    expected: dict[str, int] = {}
+    for r in answer["results"]:
+        if r["source"]["publisher"]:
+            expected[r["source"]["publisher"]] = expected.get(r["source"]["publisher"], 0) + 1
+    assert {v: c for v, (c, _, _) in publishers.items()} == expected and len(expected) >= 2
+    count, href, selected = publishers["RAND"]
+    assert not selected and parse_qs(urlsplit(href).query) == {"q": [q], "k": ["10"], "publisher": ["RAND"]}
+    narrowed = assert_page(client.get(href), 200)
+    cards = re.findall(r'<article class="card.*?</article>', narrowed, re.S)
+    assert cards and all('<span class="publisher">RAND</span>' in c for c in cards)
+    after = facet_links(narrowed, "publisher")
+    assert list(after) == ["RAND"] and after["RAND"][0] == len(cards) and after["RAND"][2]  # selected, counted
+    assert parse_qs(urlsplit(after["RAND"][1]).query) == {"q": [q], "k": ["10"]}  # the selected value removes it
+    assert '<input type="hidden" name="publisher" value="RAND">' in narrowed  # a new question keeps the filter
+    assert (
+        'href="/api/search?q=What+are+the+limits+of+Japan-NATO+cooperation%3F&amp;k=10&amp;publisher=RAND"' in narrowed
+    )
+
+
+def test_year_facet_and_date_boxes_filter_by_publication_date(client: TestClient) -> None:
+    page = assert_page(client.get("/", params={"q": QUESTION, "since": "2024", "until": ""}), 200)
+    cards = re.findall(r'<article class="card.*?</article>', page, re.S)
+    assert cards and all('datetime="2024' in c for c in cards)
+    assert 'name="since" value="2024"' in page and '<details class="dates" open>' in page
+    years = facet_links(page, "year")
+    assert set(years) == {"2024"}
+
+
+def test_bad_filters_on_the_page_are_a_422_that_keeps_the_good_ones(client: TestClient) -> None:
+    page = assert_page(client.get("/", params={"q": QUESTION, "publisher": ["RAND", "Rnad"]}), 422)
+    assert "Publisher: no source has publisher &#39;Rnad&#39;; known: RAND; The Diplomat." in page
+    assert '<input type="hidden" name="publisher" value="RAND">' in page and 'value="Rnad"' not in page
+    page = assert_page(client.get("/", params={"q": QUESTION, "author": ""}), 422)
+    assert "Author: empty value" in page
+    page = assert_page(client.get("/", params={"q": QUESTION, "publisher": "RAND", "until": "2023"}), 200)
+    assert "No source matches all these filters." in page
+
+
+def test_results_offer_an_export_of_every_source_shown(client: TestClient) -> None:
+    answer = client.get("/api/search", params={"q": QUESTION, "k": 5}).json()
+    page = assert_page(client.get("/", params={"q": QUESTION}), 200)
+    form = re.search(r'<form class="export" method="get" action="/api/citations">(.*?)</form>', page, re.S)
+    assert form
+    shown = list(dict.fromkeys(r["source"]["id"] for r in answer["results"]))
+    assert re.findall(r'name="source" value="([^"]*)"', form.group(1)) == shown
+    assert re.findall(r'<option value="([^"]*)"', form.group(1)) == [
+        "bibtex",
+        "ris",
+        "csl-json",
+        "apa",
+        "mla",
+        "chicago",
+    ]
+    r = client.get("/api/citations", params={"source": shown, "format": "bibtex"})
+    assert r.status_code == 200 and r.text.count("@misc{") == len(shown)
+
+
+def test_read_in_context_marks_the_supporting_sentence_and_links_back(client: TestClient) -> None:
+    page = assert_page(client.get("/", params={"q": QUESTION, "publisher": "The Diplomat"}), 200)
+    href = html.unescape(re.search(r'<a class="context" href="([^"]*)"', page).group(1))  # type: ignore[union-attr]
+    answer = client.get("/api/search", params={"q": QUESTION, "publisher": "The Diplomat"}).json()
+    r = answer["results"][0]
+    source = assert_page(client.get(href), 200)
+    support = texts_of("mark", source, "passage support")
+    text = client.get(f"/api/sources/{r['source']['id']}").json()["text"]
+    assert squash("".join(support)) == squash("".join(text[h["start"] : h["end"]] for h in r["highlights"]))
+    assert squash("".join(texts_of("mark", source, "passage(?: support)?"))) == squash(r["text"])
+    back = re.findall(r'<p class="back[^"]*"><a href="([^"]*)"', source)
+    assert len(back) == 2  # at the top and right below the passage
+    target = html.unescape(back[0])
+    assert parse_qs(urlsplit(target).query) == {"q": [QUESTION], "publisher": ["The Diplomat"]}
+    assert assert_page(client.get(target), 200).count('<article class="card') == len(answer["results"])
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        ("start=10&end=200&hl=5-20", 422),  # outside the passage
+        ("start=10&end=200&hl=20", 422),
+        ("hl=20-30", 422),  # no passage to mark it in
+        ("start=10&end=200&hl=20-30&back=https://evil.example/", 200),
+    ],
+)
+def test_highlights_must_lie_in_the_passage_and_back_links_stay_on_site(
+    client: TestClient, query: str, status: int
+) -> None:
+    page = assert_page(client.get(f"/sources/003_c32e3aa4097a6e4c?{query}"), status)
+    assert "evil.example" not in page
+    if status == 200:
+        assert '<p class="back' not in page  # a back value that is not a search is dropped

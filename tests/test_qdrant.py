@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -66,6 +66,10 @@ def _key(answer: Answer) -> list[tuple[str, int, int]]:
     return [(r.source.id, r.start, r.end) for r in answer.results]
 
 
+def _asker(engine: Engine) -> Callable[[str, int], Answer]:
+    return lambda q, k: engine.ask(q, k=k)
+
+
 @pytest.fixture
 def seed(tmp_path: Path) -> Iterator[Settings]:
     yield seed_copy(tmp_path)
@@ -86,7 +90,7 @@ def test_same_top10_scores_and_answer_found_as_faiss_for_every_dev_question(seed
         assert _key(a) == _key(b), item.question
         assert max(abs(x.score - y.score) for x, y in zip(a.results, b.results, strict=True)) <= 1e-5
         assert a.answer_found == b.answer_found and abs(a.confidence - b.confidence) <= 1e-5
-    figures = {name: gold_report(run_gold(lambda q, k, e=e: e.ask(q, k=k), items, 5)) for name, e in engines.items()}
+    figures = {name: gold_report(run_gold(_asker(e), items, 5)) for name, e in engines.items()}  # jn-qa eval's
     assert json.dumps(figures["faiss"], sort_keys=True) == json.dumps(figures["qdrant"], sort_keys=True)
 
     one = engines["faiss"].state.version.meta[1].id

@@ -61,7 +61,13 @@ def test_local_ray_cluster_embeds_seed_corpus_like_in_process(
     if why:
         pytest.skip(why)
     out, index = tmp_path / "ray.npz", tmp_path / "index"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(ROOT / "src")}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "PYTHONPATH": str(ROOT / "src"),
+        "JNQA_ENCODER": "torch",  # the reference index was built with the torch embedder fixture
+    }
     job = f"ip link set lo up && exec {sys.executable} {ROOT / 'tests' / 'ray_job.py'} {ROOT / 'corpus'} {out} {index}"
     done = subprocess.run(["unshare", "--net", "sh", "-c", job], env=env, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]

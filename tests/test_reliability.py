@@ -6,7 +6,7 @@ real: SIGKILL, a full disk (a tiny tmpfs), bytes flipped or cut from index files
 
 from __future__ import annotations
 
-import importlib.util
+import contextlib
 import re
 import shutil
 import subprocess
@@ -19,6 +19,8 @@ from typing import Any
 
 import httpx
 import pytest
+from bench import load
+from bench.common import dev_questions
 from fastapi.testclient import TestClient
 
 from jn_qa.api import create_app
@@ -28,19 +30,13 @@ from jn_qa.embedding import Embedder
 from jn_qa.engine import Engine
 from jn_qa.errors import BuildError
 from jn_qa.store import IndexVersion, Layout
-from library_support import ROOT, embedder, seed_copy, tree_digest
+from library_support import embedder, seed_copy, tree_digest
 
-pytestmark = pytest.mark.model
-
-_spec = importlib.util.spec_from_file_location("bench_load", ROOT / "bench" / "load.py")
-assert _spec and _spec.loader
-load = importlib.util.module_from_spec(_spec)
-sys.modules["bench_load"] = load
-_spec.loader.exec_module(load)
+pytestmark = [pytest.mark.model, pytest.mark.server]
 
 TOKEN = load.ADMIN_TOKEN
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-QUESTIONS = load.questions()
+QUESTIONS = dev_questions()
 PROBES = (
     "When was the Japanese Mission to NATO established?",
     "What has Japan learned from the CCDCOE?",
@@ -80,7 +76,8 @@ def test_short_load_on_two_workers_fails_nothing_and_shares_the_index(tmp_path: 
 def test_rebuild_under_load_fails_nothing_and_never_mixes_versions(tmp_path: Path) -> None:
     s = seed_copy(tmp_path)
     old = Layout(s.index).current_name()
-    env = {"JNQA_ADMIN_TOKEN": TOKEN, "JNQA_RELOAD_INTERVAL": "0.5"}
+    assert old is not None
+    env = {"JNQA_ADMIN_TOKEN": TOKEN, "JNQA_RELOAD_INTERVAL": "0.5", "JNQA_RERANKER": "off"}  # about swapping
     built: dict[str, Any] = {}
 
     def rebuild() -> None:
@@ -108,7 +105,7 @@ def test_rebuild_under_load_fails_nothing_and_never_mixes_versions(tmp_path: Pat
 def test_mixed_answers_are_caught() -> None:
     """The no-mixing check itself: a result cut from another version's text is reported."""
     texts = {"v1": {"a": "Old text about Tokyo."}, "v2": {"a": "New text about Tokyo and Brussels."}}
-    ok = {
+    ok: dict[str, Any] = {
         "version": "v2",
         "results": [{"source": {"id": "a"}, "start": 0, "end": 8, "text": "New text", "highlights": []}],
     }
@@ -191,7 +188,7 @@ def test_a_server_killed_during_an_admin_rebuild_keeps_a_whole_index(tmp_path: P
     layout = Layout(s.index)
     old = layout.current_name() or ""
     old_files = tree_digest(layout.version(old))
-    env = {"JNQA_ADMIN_TOKEN": TOKEN}
+    env = {"JNQA_ADMIN_TOKEN": TOKEN, "JNQA_RERANKER": "off"}  # about workers and load, not about reading
     with load.serve(s.index, corpus=s.corpus, env=env, log=tmp_path / "server.log") as server:
         up = httpx.post(
             server.url + "/api/sources", headers=AUTH, files={"file": ("kestrel.txt", load.NEW_SOURCE.encode())}
@@ -216,10 +213,8 @@ def test_a_server_killed_during_an_admin_rebuild_keeps_a_whole_index(tmp_path: P
 
 
 def _post_quietly(url: str) -> None:
-    try:
+    with contextlib.suppress(httpx.HTTPError):  # the server is killed under this request
         httpx.post(url, headers=AUTH, timeout=600)
-    except httpx.HTTPError:
-        pass  # the server is killed under this request
 
 
 # ---------------------------------------------------------------- a full disk
@@ -269,7 +264,8 @@ def test_a_build_that_runs_out_of_disk_leaves_the_current_index_intact(tmp_path:
         with pytest.raises(BuildError) as failed:
             build(settings, embedder())
         assert re.fullmatch(
-            r"could not write the index \((No space left on device|.*the disk is probably full)\); the current index is unchanged",
+            r"could not write the index \((No space left on device|.*the disk is probably full)\); "
+            r"the current index is unchanged",
             failed.value.message,
         )
         assert tree_digest(index) == old_files

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import numpy as np
 import pytest
 
-from _quality_fixtures import real_embedder, seed_engine, small_engine  # noqa: F401  (fixtures)
 from jn_qa.errors import InvalidInput
 from jn_qa.lexical import Lexical, tokenize
 from jn_qa.ranking import BASELINES, FEATURES, LinearModel, LinearRanker, Pool, standardise
@@ -77,7 +78,7 @@ def test_clean_query_rejects_empty_and_overlong() -> None:
     assert clean_query("  a \n b ") == "a b"
 
 
-def test_stored_sentence_terms_match_the_texts(small_engine) -> None:  # noqa: F811
+def test_stored_sentence_terms_match_the_texts(small_engine) -> None:
     version = small_engine.state.version
     assert version.sentence_terms is not None
     texts = [
@@ -91,7 +92,7 @@ def test_stored_sentence_terms_match_the_texts(small_engine) -> None:  # noqa: F
     assert version.title_vectors is not None and len(version.title_vectors) == len(version.meta)
 
 
-def test_sentence_terms_are_derived_for_versions_without_them(small_engine) -> None:  # noqa: F811
+def test_sentence_terms_are_derived_for_versions_without_them(small_engine) -> None:
     version = small_engine.state.version
     stored = version.sentence_terms
     try:
@@ -103,7 +104,7 @@ def test_sentence_terms_are_derived_for_versions_without_them(small_engine) -> N
     assert derived.ptr.tolist() == stored.ptr.tolist() and derived.values.tolist() == stored.values.tolist()
 
 
-def test_coverage_features_count_query_terms_in_passage_and_best_sentence(small_engine) -> None:  # noqa: F811
+def test_coverage_features_count_query_terms_in_passage_and_best_sentence(small_engine) -> None:
     searcher = small_engine.state.searcher
     version = small_engine.state.version
     got = searcher.retrieve("IPCP nine priority areas Vilnius")
@@ -126,7 +127,7 @@ def test_coverage_features_count_query_terms_in_passage_and_best_sentence(small_
         assert cands.column("sentence_coverage")[j] == pytest.approx(best)
 
 
-def test_baseline_rankers_rank_by_one_retriever(small_engine) -> None:  # noqa: F811
+def test_baseline_rankers_rank_by_one_retriever(small_engine) -> None:
     searcher = small_engine.state.searcher
     lexical = searcher.retrieve("harbour Yokosuka ships", ranker=searcher.ranker_for("lexical"))
     top = lexical.ranked_ids()
@@ -143,7 +144,7 @@ def test_baseline_rankers_rank_by_one_retriever(small_engine) -> None:  # noqa: 
         searcher.ranker_for("psychic")
 
 
-def test_a_later_stage_sees_the_ranking_before_it(small_engine) -> None:  # noqa: F811
+def test_a_later_stage_sees_the_ranking_before_it(small_engine) -> None:
     """The composition a reader plugs into: the stage gets the linear ranking and may re-order it."""
     from jn_qa.ranking import Ranking, RankInput, then
 
@@ -160,14 +161,14 @@ def test_a_later_stage_sees_the_ranking_before_it(small_engine) -> None:  # noqa
     assert got.order.tolist() == plain.order.tolist()[::-1] and got.ranking.linear is searcher.model
 
 
-def test_source_filter_keeps_to_the_named_sources(small_engine) -> None:  # noqa: F811
+def test_source_filter_keeps_to_the_named_sources(small_engine) -> None:
     version = small_engine.state.version
     got = small_engine.state.searcher.retrieve("cooperation cyber defence", sources=["gamma"])
     assert len(got.candidates.ids) > 0
     assert {version.meta[version.row(int(p)).source].id for p in got.candidates.ids} == {"gamma"}
 
 
-def test_specifics_missing_weighs_names_and_numbers_absent_from_the_source(small_engine) -> None:  # noqa: F811
+def test_specifics_missing_weighs_names_and_numbers_absent_from_the_source(small_engine) -> None:
     searcher = small_engine.state.searcher
     alpha = small_engine.state.version.source_index("alpha")
     assert searcher.specifics_missing("When was the IPCP agreed in Vilnius?", alpha) == 0.0
@@ -180,7 +181,7 @@ def test_specifics_missing_weighs_names_and_numbers_absent_from_the_source(small
 # ------------------------------------------------------------------ the real model on the seed corpus
 
 
-def _first_with(answer, needle: str) -> int | None:  # type: ignore[no-untyped-def]
+def _first_with(answer, needle: str) -> int | None:
     return next((r.rank for r in answer.results if needle in r.text), None)
 
 
@@ -194,7 +195,7 @@ def _first_with(answer, needle: str) -> int | None:  # type: ignore[no-untyped-d
         ("Which countries are in GCAP?", "GCAP"),
     ],
 )
-def test_acronyms_match_lexically(seed_engine, question: str, needle: str) -> None:  # noqa: F811
+def test_acronyms_match_lexically(seed_engine, question: str, needle: str) -> None:
     answer = seed_engine.ask(question, k=3, explain=True)
     top = answer.results[0]
     assert needle in top.text
@@ -202,7 +203,7 @@ def test_acronyms_match_lexically(seed_engine, question: str, needle: str) -> No
 
 
 @pytest.mark.model
-def test_paraphrase_matches_densely(seed_engine) -> None:  # noqa: F811
+def test_paraphrase_matches_densely(seed_engine) -> None:
     question = "the Japanese leader's warning that Europe's war could spread to Asia"
     answer = seed_engine.ask(question, k=10, explain=True)
     rank = _first_with(answer, "Ukraine today may be East Asia tomorrow")
@@ -212,35 +213,63 @@ def test_paraphrase_matches_densely(seed_engine) -> None:  # noqa: F811
     assert hit.explain["lexical_rank"] is None or hit.explain["dense_rank"] < hit.explain["lexical_rank"]
 
 
-def test_reranker_setting_must_name_a_model_folder(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_reranker_setting_takes_the_shipped_reader_a_folder_or_off(tmp_path) -> None:
     from jn_qa.errors import ConfigError
-    from jn_qa.rerank import CrossEncoderStage
+    from jn_qa.reader import Reader
 
-    assert CrossEncoderStage.from_setting("") is None
+    assert Reader.from_setting("off") is None
+    shipped = Reader.from_setting("")
+    assert shipped is not None and shipped.shipped
     with pytest.raises(ConfigError, match="not a local model folder"):
-        CrossEncoderStage.from_setting(str(tmp_path))
+        Reader.from_setting(str(tmp_path))
 
 
-def test_cross_encoder_stage_reorders_the_top_candidates_only(small_engine) -> None:  # noqa: F811
-    from jn_qa.rerank import CrossEncoderStage
+class LengthReader:
+    """Stands in for the reader: scores a sentence by its length (about ordering, not relevance)."""
 
-    class LengthScorer:
-        """Stands in for a CrossEncoder: scores a pair by the passage's length (about ordering, not relevance)."""
+    def __init__(self) -> None:
+        self.read: list[str] = []
 
-        def predict(self, pairs):  # type: ignore[no-untyped-def]
-            return [float(len(text)) for _, text in pairs]
+    def score(self, question, sentences):
+        import numpy as np
+
+        self.read += list(sentences)
+        return np.array([float(len(s)) for s in sentences])
+
+
+def test_reader_stage_reorders_the_top_candidates_only(small_engine) -> None:
+    from jn_qa.reader import ReaderStage
 
     state = small_engine.state
-    plain = state.searcher.retrieve("cooperation cyber defence maritime")
+    base = type(state.searcher)(state.version, state.searcher.embedder)
+    plain = base.retrieve("cooperation cyber defence maritime")
+    fake = LengthReader()
     searcher = type(state.searcher)(
         state.version,
         state.searcher.embedder,
-        cross_encoder=CrossEncoderStage(state.version.folder, top=3, model=LengthScorer()),
+        stages=[ReaderStage(cast(Any, fake), top=3, per_candidate=2, weight=0.0)],  # a stand-in for Reader
     )
     got = searcher.retrieve("cooperation cyber defence maritime")
     head = [int(got.candidates.ids[i]) for i in got.order[:3]]
     assert sorted(head) == sorted(int(plain.candidates.ids[i]) for i in plain.order[:3])
-    lengths = [len(state.version.passage_text(p)) for p in head]
-    assert lengths == sorted(lengths, reverse=True)
     assert [int(x) for x in got.order[3:]] == [int(x) for x in plain.order[3:]]
     assert min(got.scores[got.order[:3]]) > max(got.scores[got.order[3:]])
+    assert 0 < len(fake.read) <= 6 and len(set(fake.read)) == len(fake.read)  # each distinct sentence read once
+    best = [max(len(t) for t in _read_of(searcher, got, j, fake.read)) for j in got.order[:3]]
+    assert best == sorted(best, reverse=True)  # ordered by the best sentence the reader read
+    assert got.ranking.reader is not None and set(fake.read) == {
+        searcher_text(searcher, got, r) for r in got.ranking.reader
+    }
+
+
+def searcher_text(searcher, got, row):
+    s = got.candidates.sentences
+    j = int(np.flatnonzero(s.rows == row)[0])
+    owner = int(np.searchsorted(s.offsets, j, side="right") - 1)
+    return searcher.sentence_text(int(got.candidates.ids[owner]), int(row))
+
+
+def _read_of(searcher, got, j, read):
+    s = got.candidates.sentences
+    texts = [searcher.sentence_text(int(got.candidates.ids[j]), int(r)) for r in s.rows[s.of(int(j))]]
+    return [t for t in texts if t in read] or [""]

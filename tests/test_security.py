@@ -11,18 +11,20 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
+import httpx2
 import psutil
 import pytest
 from fastapi.testclient import TestClient
 
-from jn_qa import admin
 from jn_qa.api import create_app
 from jn_qa.config import Settings
 from jn_qa.engine import Engine
 from library_support import ROOT, embedder, free_port, seed_copy, tree_digest
+
+pytestmark = pytest.mark.model  # the seed index and the app load the real model
 
 TOKEN = "sec-token-7f3a9c"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -55,7 +57,7 @@ def test_every_admin_request_compares_the_token_in_constant_time(
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(admin.hmac, "compare_digest", spy)
+    monkeypatch.setattr(hmac, "compare_digest", spy)  # the module admin calls compare_digest on
     headers = [
         AUTH,
         {"Authorization": "Bearer wrong"},
@@ -74,7 +76,8 @@ def test_every_admin_request_compares_the_token_in_constant_time(
 )
 def test_odd_authorization_headers_are_refused_with_401(client: TestClient, seeded: Settings, value: str) -> None:
     before = tree_digest(seeded.corpus)
-    r = client.request("DELETE", f"/api/sources/{SOURCE}", headers={"Authorization": value.encode("latin-1")})  # type: ignore[dict-item]
+    raw = cast(Any, {"Authorization": value.encode("latin-1")})  # bytes on purpose: the raw header value
+    r = client.request("DELETE", f"/api/sources/{SOURCE}", headers=raw)
     assert r.status_code == 401 and r.json()["error"]["status"] == 401
     assert tree_digest(seeded.corpus) == before
 
@@ -104,20 +107,21 @@ def test_hostile_ids_are_refused_on_every_route_and_touch_no_file(
 ) -> None:
     outside = seeded.corpus.parent
     before = tree_digest(outside)
-    for method, path, kw in [
+    requests: list[tuple[str, str, dict[str, Any]]] = [
         ("GET", f"/api/sources/{source_id}", {}),
         ("GET", f"/sources/{source_id}", {}),
         ("HEAD", f"/sources/{source_id}", {}),
         ("DELETE", f"/api/sources/{source_id}", {"headers": AUTH}),
         ("GET", f"/api/search?q=Japan&source={source_id}", {}),
         ("GET", f"/?q=Japan&source={source_id}", {}),
-    ]:
+    ]
+    for method, path, kw in requests:
         r = client.request(method, path, **kw)
         assert r.status_code in (404, 422), (method, path, r.status_code)
         assert "root:" not in r.text and "outside the corpus" not in r.text
         assert "<script>alert" not in r.text or r.headers["content-type"] == "application/json"  # JSON is not HTML
-    r = client.post("/api/search", json={"question": "Japan", "sources": [source_id]})
-    assert r.status_code == 404
+    r = client.post("/api/search", json={"question": "Japan", "source": [source_id]})
+    assert r.status_code == 422
     assert tree_digest(outside) == before
 
 
@@ -140,10 +144,12 @@ def test_uploaded_file_names_become_ids_inside_the_corpus(tmp_path: Path) -> Non
             r = c.post("/api/sources", headers=AUTH, files={"file": (name, f"Text number {n} about NATO.".encode())})
             assert r.status_code == 201, (name, r.text)
     assert canary.read_text(encoding="utf-8") == "outside"
-    stored = sorted(p.name for p in s.corpus.iterdir())
+    stored = sorted(p.name for p in s.corpus.iterdir() if not p.name.endswith(".meta.json"))
     assert stored == sorted(
         ["canary.txt", "passwd.txt", "hosts.md", "win.txt", "boot.txt", "htaccess.txt", "a-00b.txt"]
     )  # the client sends NUL as %00
+    sidecars = sorted(p.name for p in s.corpus.iterdir() if p.name.endswith(".meta.json"))
+    assert sidecars == sorted(n.rsplit(".", 1)[0] + ".meta.json" for n in stored)  # every source gets its sidecar
     assert {p.name for p in (tmp_path / "lib").iterdir()} == {"corpus", "canary.txt"}
 
 
@@ -190,7 +196,7 @@ RESPONSES: list[tuple[str, str, dict[str, Any], int]] = [
 ]
 
 
-def _assert_secure(r: httpx.Response) -> None:
+def _assert_secure(r: httpx2.Response) -> None:  # what TestClient returns
     h = r.headers
     csp = h["content-security-policy"]
     assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
@@ -257,6 +263,7 @@ def test_error_pages_escape_what_the_request_said(client: TestClient, path: str)
 # ---------------------------------------------------------------- binding and secrets on a real server
 
 
+@pytest.mark.server
 def test_loopback_is_the_default_address_everywhere(tmp_path: Path) -> None:
     assert Settings().host == "127.0.0.1" and Settings.from_env({}).host == "127.0.0.1"
     assert "HOST   ?= 127.0.0.1" in (ROOT / "Makefile").read_text(encoding="utf-8")
@@ -302,6 +309,7 @@ LOG_CONFIG = {
 }
 
 
+@pytest.mark.server
 def test_no_secret_reaches_the_logs_even_at_trace_level(tmp_path: Path) -> None:
     s = seed_copy(tmp_path)
     (tmp_path / "log.json").write_text(json.dumps(LOG_CONFIG), encoding="utf-8")

@@ -8,14 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import FakeEmbedder, write_source
 from jn_qa import store
 from jn_qa.build import build
 from jn_qa.config import Settings
 from jn_qa.engine import Engine
 from jn_qa.errors import IndexUnavailable
+from library_support import FakeEmbedder, write_source
 
-TEXT_A = "Japan and NATO\n\nIntroduction\n\nJapan and NATO signed the IPCP in 2014. It listed nine areas. Cyber defence was one."
+TEXT_A = (
+    "Japan and NATO\n\nIntroduction\n\nJapan and NATO signed the IPCP in 2014. It listed nine areas. "
+    "Cyber defence was one."
+)
 TEXT_B = "The ITPP\n\nThe ITPP covers 2023 to 2026. It names sixteen goals. Space security is among them."
 
 

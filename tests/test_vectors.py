@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from jn_qa import vectors
-from jn_qa.vectors import KINDS, VectorIndex, choose_kind
+from jn_qa.config import INDEX_KINDS as KINDS
+from jn_qa.vectors import VectorIndex, choose_kind
 
 DIM = 64
 

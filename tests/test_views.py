@@ -8,11 +8,12 @@ from hypothesis import strategies as st
 
 from jn_qa import views
 from jn_qa.errors import InvalidInput
-from jn_qa.schema import Span
+from jn_qa.schema import Filters, Span
 
 
 def marked(segs: tuple[views.Segment, ...], base: int) -> set[int]:
-    out, pos = set(), base
+    out: set[int] = set()
+    pos = base
     for s in segs:
         if s.mark:
             out.update(range(pos, pos + len(s.text)))
@@ -98,8 +99,12 @@ def test_safe_url_keeps_only_web_links(url: str | None, safe: str | None) -> Non
 
 def test_hrefs_quote_ids() -> None:
     assert views.source_href("a/b c?#") == "/sources/a%2Fb%20c%3F%23"
-    assert views.search_query("why & how?", 5, ["x y"], 5) == "q=why+%26+how%3F&source=x+y"
-    assert views.search_query("q", 7, [], 5) == "q=q&k=7"
+    assert views.search_query("why & how?", 5, Filters.of(source=["x y"]), 5) == "q=why+%26+how%3F&source=x+y"
+    assert (
+        views.search_query("q", 3, Filters.of(publisher=["RAND"], author=["A & B"], since="2023"), 5)
+        == "q=q&k=3&publisher=RAND&author=A+%26+B&since=2023"
+    )
+    assert views.search_query("q", 7, Filters(), 5) == "q=q&k=7"
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ ANSWER_FEATURES = (
     "dense",  # cosine of the query with the best passage
     "lexical_match",  # BM25 of the best passage / the most BM25 the query's terms could score
     "coverage",  # IDF-weighted share of query terms in the best passage
+    "reader",  # the reader's logit for the marked sentence (0 when no reader ran)
 )
 
 _DATE_Q = re.compile(
@@ -112,9 +113,11 @@ class Abstention:
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
 
-@lru_cache(maxsize=1)
-def default_abstention() -> Abstention:
-    return Abstention(LinearModel.from_dict({**bundled_models()["abstention"], "standardised": False}, ANSWER_FEATURES))
+@lru_cache(maxsize=2)
+def default_abstention(reader: bool = True) -> Abstention:
+    """The fitted model (model.json): with the reader's logit, or the one fitted without a reader."""
+    key = "abstention" if reader else "abstention_no_reader"
+    return Abstention(LinearModel.from_dict({**bundled_models()[key], "standardised": False}, ANSWER_FEATURES))
 
 
 def answer_features(
@@ -127,6 +130,7 @@ def answer_features(
     bm25_ceiling: float,
     coverage: float,
     specifics_missing: float,
+    reader: float | None = None,
 ) -> np.ndarray:
     """The ANSWER_FEATURES row for a question and its best passage (marked: its supporting sentences)."""
     kind = expected_type(question)
@@ -138,5 +142,6 @@ def answer_features(
         "dense": dense,
         "lexical_match": bm25 / bm25_ceiling if bm25_ceiling > 0 else 0.0,
         "coverage": coverage,
+        "reader": 0.0 if reader is None else reader,
     }
     return np.array([values[n] for n in ANSWER_FEATURES], dtype=np.float64)

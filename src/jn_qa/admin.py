@@ -7,9 +7,11 @@ a default install exposes nothing that writes. Uploads are counted while they ar
 
 from __future__ import annotations
 
+import contextlib
 import hmac
+import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, Iterator
 from typing import Annotated, Any
 
 import anyio
@@ -29,6 +31,7 @@ from .openapi import fails
 from .schema import META_FIELDS
 from .store import Layout
 
+log = logging.getLogger("jn_qa")
 MAX_FILES = 10  # per upload request
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries, part headers and metadata fields
 FILE_FIELD = "file"
@@ -58,12 +61,18 @@ def register(app: FastAPI, engine: Engine, settings: Settings) -> None:
     """Add the admin routes to `app` (called once from create_app)."""
     limit = corpus.limit_bytes(settings.max_upload_mb)
     rebuilder = Rebuilder(engine, settings)
+    token, why_off = admin_token(settings.admin_token)
+    if why_off and settings.admin_token:
+        log.error("%s", why_off)
 
     def authorized(request: Request) -> None:
-        if not settings.admin_token:
-            raise Forbidden("admin routes are disabled; set JNQA_ADMIN_TOKEN to enable them")
+        if token is None:
+            raise Forbidden(why_off)
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        ok = scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), settings.admin_token.encode())
+        # Starlette decodes header bytes as Latin-1; encoding back gives the bytes the client sent, compared
+        # with the token's UTF-8 bytes: a non-ASCII token matches when the client sends it in UTF-8.
+        sent = given.strip().encode("latin-1", "replace")
+        ok = hmac.compare_digest(sent, token) and scheme.lower() == "bearer"
         if not ok:
             raise Unauthorized("admin routes need a valid token: send 'Authorization: Bearer TOKEN'")
 
@@ -74,9 +83,10 @@ def register(app: FastAPI, engine: Engine, settings: Settings) -> None:
         dependencies=admin,
         status_code=201,
         tags=["admin"],
+        summary="Add sources",
         responses={
             200: {"description": "Every file was already in the corpus (listed as duplicates)."},
-            **fails(401, 403, 409, 413, 415, 422, 507),
+            **fails(401, 403, 409, 413, 415, 422, 503, 507),
         },
         openapi_extra={"requestBody": UPLOAD_BODY},
     )
@@ -89,19 +99,31 @@ def register(app: FastAPI, engine: Engine, settings: Settings) -> None:
         return JSONResponse(report.to_dict(), status_code=201 if report.added else 200)
 
     @app.delete(
-        "/api/sources/{source_id:path}", dependencies=admin, tags=["admin"], responses=fails(401, 403, 404, 422)
+        "/api/sources/{source_id:path}",
+        dependencies=admin,
+        tags=["admin"],
+        summary="Remove a source",
+        responses=fails(401, 403, 404, 409, 422, 503),
     )
     def remove_source(source_id: Annotated[str, Path(pattern=ingest.ID_PATTERN.pattern)]) -> dict[str, Any]:
-        """Remove a source from the corpus; the next rebuild drops its passages."""
-        return corpus.remove(source_id, settings.corpus).to_dict()
+        """Remove a source from the corpus; the next rebuild drops its passages. 409 while a rebuild runs
+        (it has read the corpus already and would publish the source anyway)."""
+        with rebuilder.exclusive("a rebuild is running; remove the source when it finishes"):
+            return corpus.remove(source_id, settings.corpus).to_dict()
 
-    @app.post("/api/index/rebuild", dependencies=admin, tags=["admin"], responses=fails(401, 403, 409, 422))
+    @app.post(
+        "/api/index/rebuild",
+        dependencies=admin,
+        tags=["admin"],
+        summary="Rebuild the index",
+        responses=fails(401, 403, 409, 422),
+    )
     async def rebuild(full: bool = False) -> dict[str, Any]:
         """Build and publish a new version (incremental unless full=true) and switch to it; 409 while one runs."""
         report = await rebuilder.run(full)
         return {**report.to_dict(), "serving": engine.serving}
 
-    @app.get("/api/index/status", dependencies=admin, tags=["admin"], responses=fails(401, 403))
+    @app.get("/api/index/status", dependencies=admin, tags=["admin"], summary="Build status", responses=fails(401, 403))
     def index_status() -> dict[str, Any]:
         layout = Layout(settings.index)
         return {
@@ -110,6 +132,16 @@ def register(app: FastAPI, engine: Engine, settings: Settings) -> None:
             "current": layout.current_name(),
             "versions": layout.list_versions(),
         }
+
+
+def admin_token(configured: str) -> tuple[bytes | None, str]:
+    """The token's UTF-8 bytes, or None and why the admin routes are off (no token, or one of only spaces,
+    which no request could send: HTTP strips a header value's surrounding whitespace)."""
+    if not configured:
+        return None, "admin routes are disabled; set JNQA_ADMIN_TOKEN to enable them"
+    if not configured.strip():
+        return None, "admin routes are disabled: JNQA_ADMIN_TOKEN is only whitespace; set a real token"
+    return configured.strip().encode("utf-8"), ""
 
 
 class Rebuilder:
@@ -127,9 +159,19 @@ class Rebuilder:
 
     async def run(self, full: bool) -> BuildReport:
         if not self._lock.acquire(blocking=False):
-            raise Busy("a rebuild is already running; try again when it finishes")
+            raise Busy("a rebuild (or a source removal) is already running; try again when it finishes")
         try:
             return await anyio.to_thread.run_sync(self._build, full)
+        finally:
+            self._lock.release()
+
+    @contextlib.contextmanager
+    def exclusive(self, busy: str) -> Iterator[None]:
+        """Hold off rebuilds while the block runs; Busy(`busy`) at once if one is running."""
+        if not self._lock.acquire(blocking=False):
+            raise Busy(busy)
+        try:
+            yield
         finally:
             self._lock.release()
 
@@ -143,7 +185,7 @@ class Rebuilder:
         that call it with different settings (a build's calls differ from a search's)."""
         if self._embedder is None:
             served = self.engine.embedder
-            self._embedder = Embedder(served.name) if isinstance(served, Embedder) else served
+            self._embedder = Embedder.for_use(self.settings, "build") if isinstance(served, Embedder) else served
         return self._embedder
 
 
@@ -190,7 +232,7 @@ async def read_upload(request: Request, limit: int) -> tuple[list[corpus.Incomin
     return items, meta
 
 
-async def _counted(request: Request, cap: int, limit: int) -> AsyncIterator[bytes]:
+async def _counted(request: Request, cap: int, limit: int) -> AsyncGenerator[bytes, None]:
     total = 0
     async for chunk in request.stream():
         total += len(chunk)

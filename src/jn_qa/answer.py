@@ -12,12 +12,14 @@ from typing import Any
 import numpy as np
 
 from .abstention import answer_features, default_abstention
+from .citations import human_date, note
 from .ranking import FEATURES
-from .schema import PUBLISHED, Answer, Result, SourceMeta, Span
+from .schema import Answer, Result, SourceMeta, Span
 from .search import Retrieved
 from .store import PassageRow, PassageStore
 
 OVERLAP_DUPLICATE = 0.5  # share of the shorter passage two results may share before the lower one is dropped
+TEXT_DUPLICATE = 0.8  # word-set Jaccard above which two passages (of any sources) count as the same text
 SUPPORT_COVERAGE_WEIGHT = 0.5  # a sentence's support: its cosine + this x its query-term coverage
 SECOND_SENTENCE_MARGIN = 0.05  # a second sentence is marked when its support is this close to the best
 
@@ -37,6 +39,8 @@ def compose(
     chosen: list[tuple[int, PassageRow, list[Span]]] = []
     per_source: dict[int, int] = {}
     shown: set[tuple[int, int, int]] = set()
+    texts: list[set[str]] = []  # each chosen passage's words
+    marked_texts: set[str] = set()  # each marked sentence, folded
     for pos in ranking.order:
         pos = int(pos)
         row = version.row(int(cands.ids[pos]))
@@ -44,9 +48,17 @@ def compose(
             continue
         if any(other.overlap(row) > OVERLAP_DUPLICATE for _, other, _ in chosen):
             continue
+        words = _words(version.text(row.source)[row.start : row.end])
+        if any(_jaccard(words, w) > TEXT_DUPLICATE for w in texts):
+            continue  # the same text again (a source held twice, a reprint): one slot is enough
         spans = support(version, retrieved, pos, row.source, {(a, b) for s_, a, b in shown if s_ == row.source})
         if not spans and cands.sentence_slice(pos).stop > cands.sentence_slice(pos).start:
             continue  # every sentence of it is already marked in a passage above: nothing new
+        said = {_folded(version.text(row.source)[sp.start : sp.end]) for sp in spans}
+        if said and said <= marked_texts:
+            continue  # its marked sentence is one already marked above, in another source
+        marked_texts |= said
+        texts.append(words)
         shown.update((row.source, sp.start, sp.end) for sp in spans)
         chosen.append((pos, row, spans))
         per_source[row.source] = per_source.get(row.source, 0) + 1
@@ -56,7 +68,9 @@ def compose(
     if chosen:
         top, _, spans = chosen[0]
         feats = top_features(version, retrieved, top, spans)
-        confidence = default_abstention().confidence(feats)
+        confidence = default_abstention(reader=reader_logit(version, retrieved, top, spans) is not None).confidence(
+            feats
+        )
     standardised = ranking.linear.inputs(cands.features) if explain and ranking.linear is not None else None
     results = []
     for rank, (pos, row, spans) in enumerate(chosen, 1):
@@ -79,8 +93,11 @@ def compose(
         )
     timings = dict(retrieved.timings)
     timings["compose"] = time.perf_counter() - t0
+    plan = retrieved.plan
     return Answer(
         query=retrieved.query,
+        searched_for=plan.searched_for if plan else None,
+        rewrites=tuple(r.to_dict() for r in plan.rewrites) if plan else (),
         answer_found=bool(results) and confidence >= threshold,
         confidence=confidence,
         results=tuple(results),
@@ -106,7 +123,35 @@ def top_features(version: PassageStore, retrieved: Retrieved, pos: int, spans: l
         bm25_ceiling=retrieved.bm25_ceiling,
         coverage=float(cands.column("coverage")[pos]),
         specifics_missing=retrieved.specifics_missing,
+        reader=reader_logit(version, retrieved, pos, spans),
     )
+
+
+def reader_logit(version: PassageStore, retrieved: Retrieved, pos: int, spans: list[Span]) -> float | None:
+    """The reader's logit for the marked sentence(s) of a candidate (their best), else for its best read
+    sentence; None when no reader read any of its sentences."""
+    read = retrieved.ranking.reader
+    if not read:
+        return None
+    rows = retrieved.candidates.sentences.rows[retrieved.candidates.sentence_slice(pos)]
+    marked = {(s.start, s.end) for s in spans}
+    logits = {int(r): read[int(r)] for r in rows if int(r) in read}
+    if not logits:
+        return None
+    on_marked = [x for r, x in logits.items() if tuple(int(v) for v in version.sentences.values[r]) in marked]
+    return max(on_marked) if on_marked else max(logits.values())
+
+
+def _words(text: str) -> set[str]:
+    return set(_folded(text).split())
+
+
+def _folded(text: str) -> str:
+    return " ".join("".join(ch for ch in w if ch.isalnum()) for w in text.casefold().split())
+
+
+def _jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / max(1, len(a | b))
 
 
 def explanation(retrieved: Retrieved, pos: int, pid: int, standardised: np.ndarray | None) -> dict[str, Any]:
@@ -126,6 +171,12 @@ def explanation(retrieved: Retrieved, pos: int, pid: int, standardised: np.ndarr
         w = ranking.linear.weights
         parts = zip(FEATURES, w, standardised[pos], strict=True)
         info["contributions"] = {n: round(float(wi * z), 4) for n, wi, z in parts if wi}
+    if ranking.reader:
+        rows = cands.sentences.rows[cands.sentence_slice(pos)]
+        read = [round(ranking.reader[int(r)], 4) for r in rows if int(r) in ranking.reader]
+        info["reader"] = {"best": max(read) if read else None, "sentences_read": len(read)}
+    if retrieved.plan is not None and retrieved.plan.rewrites:
+        info["searched_for"] = retrieved.plan.text
     return info
 
 
@@ -169,46 +220,9 @@ def support(
     return [Span(int(spans[i][0]), int(spans[i][1])) for i in sorted(picks)]
 
 
-_MONTHS = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-]
-
-
-def human_date(value: str | None) -> str | None:
-    """'2024-07-08' -> 'July 8, 2024'; '2023-07' -> 'July 2023'; anything else as stated."""
-    if not value:
-        return None
-    m = PUBLISHED.fullmatch(value.strip())
-    if not m:
-        return value
-    year, month, day = m.groups()
-    if month and 1 <= int(month) <= 12:
-        if day:
-            return f"{_MONTHS[int(month) - 1]} {int(day)}, {year}"
-        return f"{_MONTHS[int(month) - 1]} {year}"
-    return year
-
-
 def citation(meta: SourceMeta, page: int | None = None) -> str:
-    """A Chicago-style note from the source's fields only; unknown fields are left out, never guessed."""
-    tail = [x for x in (meta.publisher, human_date(meta.published)) if x]
-    if page is not None:
-        tail.append(f"p. {page}")
-    if meta.url:
-        tail.append(meta.url)
-    title = meta.title.strip().rstrip(".,")
-    ends = title.endswith(("?", "!"))
-    quoted = f"“{title}”" if ends else (f"“{title},”" if tail else f"“{title}.”")
-    head = f"{meta.author}, {quoted}" if meta.author else quoted
-    return f"{head} {', '.join(tail)}." if tail else (head if not ends else head + ".")
+    """The Chicago-style note each result carries (citations.note); other formats: citations.export."""
+    return note(meta, page)
+
+
+__all__ = ["citation", "compose", "human_date", "support"]

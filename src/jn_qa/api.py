@@ -7,30 +7,36 @@ Every JSON error has one shape: {"error": {"status": int, "message": str}}. Unde
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
 import time
-from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
-from . import __version__, admin, pages
+from . import __version__, admin, citations, pages
 from .config import MAX_K, Settings
 from .engine import Engine
-from .errors import JnqaError
-from .openapi import AnswerOut, Health, SourceList, SourceText, ok
-from .schema import Answer
+from .errors import InvalidInput, JnqaError
+from .facets import allowed_sources
+from .openapi import AnswerOut, Health, SourceList, SourceText, fails, ok
+from .schema import Answer, Filters
 from .search import MAX_QUERY_CHARS
 
 WEB = pages.WEB
+CiteFormat = Annotated[
+    Literal["bibtex", "ris", "csl-json", "apa", "mla", "chicago"],
+    Query(description="bibtex, ris, csl-json (reference managers) or apa, mla, chicago (formatted text)."),
+]
 JSON_PATHS = ("/api/", "/openapi.json")
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -45,10 +51,24 @@ SECURITY_HEADERS = {
 
 
 class SearchBody(BaseModel):
+    """The question and its filters, with the same names as GET /api/search's parameters."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt filter is a 422, never silently ignored
+
     question: str = Field(..., min_length=1, max_length=MAX_QUERY_CHARS, description="The question, 1-1000 characters.")
     k: int = Field(5, ge=1, le=MAX_K, description="Number of passages to return.")
-    sources: list[str] = Field(default_factory=list, description="Restrict to these source ids.")
+    source: list[str] = Field(default_factory=list, description=pages.FILTER_HELP["source"])
+    publisher: list[str] = Field(default_factory=list, description=pages.FILTER_HELP["publisher"])
+    author: list[str] = Field(default_factory=list, description=pages.FILTER_HELP["author"])
+    since: str | None = Field(None, description=pages.FILTER_HELP["since"])
+    until: str | None = Field(None, description=pages.FILTER_HELP["until"])
     explain: bool = Field(False, description="Include ranking explanations.")
+
+    def filters(self) -> Filters:
+        return Filters.of(self.source, self.publisher, self.author, self.since, self.until)
+
+
+SEARCH_PARAMS = ("q", "k", "source", "publisher", "author", "since", "until", "explain")
 
 
 def error_body(status: int, message: str) -> dict[str, Any]:
@@ -101,6 +121,8 @@ def create_app(settings: Settings, engine: Engine | None = None, watch: bool = T
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(x) for x in first.get("loc", ()) if x not in ("query", "body"))
         message = f"{where}: {first.get('msg', 'invalid input')}" if where else str(first.get("msg", "invalid input"))
+        if first.get("type") == "extra_forbidden":
+            message = unknown_parameter(where, SearchBody.model_fields)
         return error_response(request, 422, message)
 
     @app.exception_handler(StarletteHTTPException)
@@ -132,28 +154,66 @@ def create_app(settings: Settings, engine: Engine | None = None, watch: bool = T
             }
         )
 
-    @app.get("/api/search", tags=["search"], summary="Ask a question", responses=ok(AnswerOut, 404, 422, 503))
+    @app.get("/api/search", tags=["search"], summary="Ask a question", responses=ok(AnswerOut, 422, 503))
     def search_get(
+        request: Request,
         q: Annotated[
             str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="The question, 1-1000 characters.")
         ],
         k: pages.K = settings.k,
         source: pages.SourceIds = None,
+        publisher: pages.Publishers = None,
+        author: pages.Authors = None,
+        since: pages.Since = None,
+        until: pages.Until = None,
         explain: Annotated[bool, Query(description="Include ranking explanations and timings.")] = False,
     ) -> Response:
-        """The passages that answer the question, with citations; `answer_found` false when none does."""
+        """The passages that answer the question, with citations; `answer_found` false when none does.
+        Filters narrow the sources searched; the answer echoes them in `filters`."""
         started = time.perf_counter()
-        return answer_response(engine.ask(q, k=k, sources=source, explain=explain), explain, started)
+        if extra := [name for name in request.query_params if name not in SEARCH_PARAMS]:
+            raise InvalidInput(unknown_parameter(extra[0], SEARCH_PARAMS))
+        filters = Filters.of(source, publisher, author, since, until)
+        return answer_response(engine.ask(q, k=k, filters=filters, explain=explain), explain, started)
 
     @app.post(
-        "/api/search", tags=["search"], summary="Ask a question (JSON body)", responses=ok(AnswerOut, 404, 422, 503)
+        "/api/search", tags=["search"], summary="Ask a question with a JSON body", responses=ok(AnswerOut, 422, 503)
     )
     def search_post(body: SearchBody) -> Response:
-        """As GET /api/search, with the question in a JSON body."""
+        """As GET /api/search, with the question and filters in a JSON body (the same names)."""
         started = time.perf_counter()
-        return answer_response(
-            engine.ask(body.question, k=body.k, sources=body.sources, explain=body.explain), body.explain, started
-        )
+        answer = engine.ask(body.question, k=body.k, filters=body.filters(), explain=body.explain)
+        return answer_response(answer, body.explain, started)
+
+    @app.get(
+        "/api/citations",
+        tags=["sources"],
+        summary="Export citations of several sources",
+        responses=cited(422, 503),
+        response_class=Response,
+    )
+    def export_citations(
+        source: Annotated[list[str], Query(description="Source ids, in the order wanted.")], format: CiteFormat
+    ) -> Response:
+        """One file with the citations of the given sources (the results page's "export all shown")."""
+        metas = [s.meta for s in engine.library().sources]
+        ids = list(dict.fromkeys(source))
+        picked = [metas[i] for i in allowed_sources(metas, Filters.of(source=ids))]
+        order = {sid: n for n, sid in enumerate(ids)}
+        picked.sort(key=lambda m: order[m.id])
+        return citation_response(citations.export(picked, format), "jn-qa-citations", format)
+
+    @app.get(
+        "/api/sources/{source_id:path}/cite",
+        tags=["sources"],
+        summary="Cite one source",
+        responses=cited(404, 422, 503),
+        response_class=Response,
+    )
+    def cite(source_id: str, format: CiteFormat) -> Response:
+        """The source's citation in one format, from its one bibliographic record; a download (Content-Disposition)."""
+        meta = engine.source(source_id).meta
+        return citation_response(citations.export([meta], format), meta.id, format)
 
     @app.get("/api/sources", tags=["sources"], summary="List the library", responses=ok(SourceList, 503))
     def sources() -> dict[str, Any]:
@@ -174,6 +234,26 @@ def create_app(settings: Settings, engine: Engine | None = None, watch: bool = T
 
     pages.register(app, engine, settings)
     return app
+
+
+def unknown_parameter(name: str, known: Iterable[str]) -> str:
+    """A misspelt parameter is named with the nearest known one, never silently ignored."""
+    names = list(known)
+    near = difflib.get_close_matches(name, names, n=1)
+    hint = f"did you mean {near[0]!r}? " if near else ""
+    return f"{name}: unknown parameter; {hint}the parameters are {', '.join(names)}"
+
+
+def citation_response(text: str, stem: str, fmt: str) -> Response:
+    f = citations.get_format(fmt)
+    name = citations.filename(stem, fmt)
+    return Response(text, media_type=f.media_type, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def cited(*errors: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` of the citation routes: a text file in the asked-for format."""
+    media = {citations.FORMATS[n].media_type.split(";")[0]: {"schema": {"type": "string"}} for n in citations.FORMATS}
+    return {200: {"description": "The citation file.", "content": media}, **fails(*errors)}
 
 
 def secured(response: Response) -> Response:
@@ -219,7 +299,7 @@ def answer_response(answer: Answer, explain: bool, started: float) -> Response:
     return response
 
 
-def error_response(request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+def error_response(request: Request, status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
     """JSON for programs (under /api), a page for people (everywhere else); the status is the same."""
     if request.url.path.startswith(JSON_PATHS):
         return JSONResponse(error_body(status, message), status_code=status, headers=headers)

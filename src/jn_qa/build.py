@@ -7,26 +7,63 @@ import hashlib
 import logging
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from . import chunking, cleaning, ingest
+from . import acronyms, chunking, cleaning, encoders, ingest, query, spelling
 from .config import Settings
 from .distributed import PassageEncoder
-from .embedding import Embedder
+from .embedding import Encoded
 from .errors import BuildError, IndexUnavailable, JnqaError
 from .files import fsync_dir
 from .lexical import Lexical, term_rows, tokenize
+from .query import QueryAids
 from .schema import Document, Passage, Source
-from .store import IndexVersion, Layout, VersionData, load_manifest, new_version_name, prune, write_version
+from .store import (
+    IndexVersion,
+    Layout,
+    Manifest,
+    VersionData,
+    encoder_of,
+    encoder_precision,
+    load_manifest,
+    new_version_name,
+    prune,
+    write_version,
+)
+from .stores.qdrant import Mirror
 from .stores.qdrant import mirror as qdrant_mirror
 from .vectors import VectorIndex, choose_kind
 
 log = logging.getLogger("jn_qa")
+
+
+class Encoder(Protocol):
+    """What a build needs of the model (embedding.Embedder is the real one; tests pass a fake)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def file_hash(self) -> str: ...
+    @property
+    def dim(self) -> int: ...
+    @property
+    def requested(self) -> str: ...  # the encoder backend asked for (encoders.BACKENDS)
+    def encoder_record(self) -> dict[str, str]: ...
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+    def encode_passages(
+        self,
+        texts: Sequence[str],
+        sentence_spans: Sequence[Sequence[tuple[int, int]]],
+        batch_size: int = 32,
+        progress: bool = False,
+    ) -> Encoded: ...
+
+
 STAGES = ("started", "embedded", "written", "verified", "renamed", "published", "pruned")
 
 
@@ -81,7 +118,7 @@ def text_pipeline_hash() -> str:
     import pysbd
 
     h = hashlib.sha256(getattr(pysbd, "__version__", "").encode())
-    for module in (ingest, cleaning, chunking):
+    for module in (ingest, cleaning, chunking, acronyms, query, spelling):
         h.update(Path(str(module.__file__)).read_bytes())
     return h.hexdigest()[:16]
 
@@ -98,8 +135,8 @@ def passage_key(text: str, spans: list[tuple[int, int]]) -> bytes:
     return h.digest()
 
 
-def _previous(layout: Layout, model_hash: str) -> tuple[IndexVersion | None, str]:
-    """The current version if its vectors can be reused (same model), else (None, why not)."""
+def _previous(layout: Layout, model_hash: str, precision: str = "fp32") -> tuple[IndexVersion | None, str]:
+    """The current version if its vectors can be reused (same model, same encoder precision), else (None, why not)."""
     name = layout.current_name()
     if name is None:
         return None, "no previous index"
@@ -107,26 +144,81 @@ def _previous(layout: Layout, model_hash: str) -> tuple[IndexVersion | None, str
         manifest = load_manifest(layout.version(name))
         if manifest.model.hash != model_hash:
             return None, "model changed"
+        if encoder_precision(manifest) != precision:
+            return None, "encoder precision changed"
         return IndexVersion.open(layout.version(name), verify=True), ""
     except IndexUnavailable as e:
         return None, f"previous index unusable ({e.message})"
 
 
+@dataclass
+class BuildPlan:
+    """What a build will do, decided before anything is read or embedded."""
+
+    entries: list[ingest.Entry]
+    prev: IndexVersion | None  # the version whose work is reused (same model), if any
+    same_text: bool  # prev cut its passages with the same code and settings
+    up_to_date: bool  # nothing to do: the corpus, the text pipeline and the index kind are unchanged
+    report: BuildReport
+
+
+def plan(
+    layout: Layout,
+    settings: Settings,
+    entries: list[ingest.Entry],
+    skipped: list[str],
+    model_hash: str,
+    full: bool,
+    precision: str = "fp32",
+) -> BuildPlan:
+    """Compare the corpus with the current version: what is added, changed, removed, and what can be reused."""
+    prev, why = (None, "--full requested") if full else _previous(layout, model_hash, precision)
+    prev_fp = dict(prev.manifest.sources) if prev else {}
+    if full and layout.current_name():
+        try:
+            prev_fp = dict(load_manifest(layout.version(layout.current_name() or "")).sources)
+        except IndexUnavailable:
+            prev_fp = {}
+    current_fp = {e.id: e.fingerprint for e in entries}
+    same_text = prev is not None and prev.manifest.chunking == chunk_settings(settings)
+    if prev is not None and not same_text:
+        why = "text pipeline or chunking settings changed: every source re-read, unchanged passages keep their vectors"
+    report = BuildReport(
+        version=layout.current_name() or "",
+        published=False,
+        sources_added=sorted(set(current_fp) - set(prev_fp)),
+        sources_changed=sorted(k for k in current_fp if k in prev_fp and prev_fp[k] != current_fp[k]),
+        sources_removed=sorted(set(prev_fp) - set(current_fp)),
+        sources_total=len(entries),
+        skipped=skipped,
+        full=prev is None,
+        reason=why,
+    )
+    up_to_date = (
+        prev is not None
+        and same_text
+        and prev_fp == current_fp
+        and prev.manifest.index_type_setting == settings.index_type
+    )
+    return BuildPlan(entries, prev, same_text, up_to_date, report)
+
+
 def build(
     settings: Settings,
-    embedder: Embedder,
+    embedder: Encoder,
     *,
     full: bool = False,
     progress: bool = False,
     on_stage: Callable[[str, Path], None] | None = None,
     encoder: PassageEncoder | None = None,
 ) -> BuildReport:
-    """Build a new index version from the corpus and publish it, or report that nothing changed.
+    """Build a new index version from the corpus and publish it, or report that nothing changed:
+    plan (what changed), assemble (reuse and embed, in memory), publish (write, verify, switch).
 
     Nothing outside the index's staging folder (`Layout.tmp`) changes until the staged version has passed
     verification; then one rename publishes it and one atomic replace of CURRENT switches to it. A build
-    killed at any point leaves CURRENT and every published version as they were. `on_stage(stage, staging folder)` is
-    called at each step (STAGES), for progress reports and for tests that interrupt a build there.
+    killed at any point leaves CURRENT and every published version as they were. `on_stage(stage, staging
+    folder)` is called at each step (STAGES), for progress reports and for tests that interrupt a build there.
     `encoder` embeds the new passages (default: `embedder` itself; `distributed.RayEncoder` on a cluster).
     """
     t0 = time.perf_counter()
@@ -137,39 +229,11 @@ def build(
         raise BuildError(f"the corpus {settings.corpus} has no sources (.txt, .md, .html, .pdf or corpus.jsonl)")
     with layout.lock():
         layout.clean_leftovers()
-        model_hash = embedder.file_hash
-        prev, why = (None, "--full requested") if full else _previous(layout, model_hash)
-        prev_fp = dict(prev.manifest.sources) if prev else {}
-        if full and layout.current_name():
-            try:
-                prev_fp = dict(load_manifest(layout.version(layout.current_name() or "")).sources)
-            except IndexUnavailable:
-                prev_fp = {}
-        current_fp = {e.id: e.fingerprint for e in entries}
-        same_text = prev is not None and prev.manifest.chunking == chunk_settings(settings)
-        if prev is not None and not same_text:
-            why = (
-                "text pipeline or chunking settings changed: every source re-read, "
-                "unchanged passages keep their vectors"
-            )
-        report = BuildReport(
-            version=layout.current_name() or "",
-            published=False,
-            sources_added=sorted(set(current_fp) - set(prev_fp)),
-            sources_changed=sorted(k for k in current_fp if k in prev_fp and prev_fp[k] != current_fp[k]),
-            sources_removed=sorted(set(prev_fp) - set(current_fp)),
-            sources_total=len(entries),
-            skipped=skipped,
-            full=prev is None,
-            reason=why,
-        )
-        if (
-            prev is not None
-            and same_text
-            and prev_fp == current_fp
-            and prev.manifest.index_type_setting == settings.index_type
-        ):
-            report.passages_total = report.passages_reused = prev.size
+        precision = encoders.PRECISION[embedder.requested]
+        the_plan = plan(layout, settings, entries, skipped, embedder.file_hash, full, precision)
+        report = the_plan.report
+        if the_plan.up_to_date and the_plan.prev is not None:
+            report.passages_total = report.passages_reused = the_plan.prev.size
             report.seconds = time.perf_counter() - t0
             return report
         existing = layout.list_versions()
@@ -177,38 +241,13 @@ def build(
         staging = layout.tmp / name
         mirror = qdrant_mirror(settings)
         stage("started", staging)
-        data = _assemble(entries, prev, same_text, settings, embedder, progress, report, encoder or embedder)
+        data = _assemble(
+            entries, the_plan.prev, the_plan.same_text, settings, embedder, progress, report, encoder or embedder
+        )
         stage("embedded", staging)
-        data.manifest = {
-            "model": {"name": embedder.name, "hash": model_hash, "dim": int(data.vectors.shape[1])},
-            "chunking": chunk_settings(settings),
-            "index_type": data.dense.kind,
-            "index_type_setting": settings.index_type,
-            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "corpus": str(settings.corpus),
-        }
-        try:
-            manifest = write_version(staging, data)
-            stage("written", staging)
-            _verify_staged(staging, embedder, data, text_probe=report.passages_embedded > 0)
-            stage("verified", staging)
-            if mirror is not None:
-                mirror.create(IndexVersion.open(staging, verify=False))
-            layout.versions.mkdir(parents=True, exist_ok=True)
-            staging.rename(layout.version(name))
-            fsync_dir(layout.versions)
-            stage("renamed", layout.version(name))
-            layout.set_current(name)
-            if mirror is not None:
-                mirror.point(name)
-            stage("published", layout.version(name))
-        except OSError as e:
-            shutil.rmtree(layout.tmp, ignore_errors=True)
-            reason = e.strerror or f"{e}: a short write, the disk is probably full"  # numpy's tofile sets no errno
-            raise BuildError(f"could not write the index ({reason}); the current index is unchanged") from None
-        except JnqaError:
-            shutil.rmtree(layout.tmp, ignore_errors=True)
-            raise
+        reused = None if report.passages_embedded or the_plan.prev is None else the_plan.prev.manifest
+        data.manifest = _manifest_fields(settings, embedder, data, reused)
+        manifest = publish(layout, staging, data, embedder, stage, report.passages_embedded > 0, mirror)
         try:
             prune(layout, settings.keep_versions)
         except OSError as e:  # published already; old versions are only clutter, removed next time
@@ -224,12 +263,66 @@ def build(
         return report
 
 
+def _manifest_fields(
+    settings: Settings, embedder: Encoder, data: VersionData, reused: Manifest | None = None
+) -> dict[str, Any]:
+    """What the build records about itself in the manifest (write_version adds counts and checksums). A build
+    that embedded nothing keeps the encoder record of the version its vectors came from (`reused`)."""
+    return {
+        "model": {"name": embedder.name, "hash": embedder.file_hash, "dim": int(data.vectors.shape[1])},
+        "encoder": embedder.encoder_record() if reused is None else encoder_of(reused),
+        "chunking": chunk_settings(settings),
+        "index_type": data.dense.kind,
+        "index_type_setting": settings.index_type,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "corpus": str(settings.corpus),
+    }
+
+
+def publish(
+    layout: Layout,
+    staging: Path,
+    data: VersionData,
+    embedder: Encoder,
+    stage: Callable[[str, Path], None],
+    text_probe: bool,
+    mirror: Mirror | None = None,
+) -> dict[str, Any]:
+    """Write the version into `staging`, verify it as the server would open it, rename it among the
+    published versions and point CURRENT at it; on failure only the staging area is removed. With the qdrant
+    backend (`mirror`) its collection is written and verified before the rename, its alias swapped after CURRENT."""
+    name = staging.name
+    try:
+        manifest = write_version(staging, data)
+        stage("written", staging)
+        _verify_staged(staging, embedder, data, text_probe=text_probe)
+        stage("verified", staging)
+        if mirror is not None:
+            mirror.create(IndexVersion.open(staging, verify=False))
+        layout.versions.mkdir(parents=True, exist_ok=True)
+        staging.rename(layout.version(name))
+        fsync_dir(layout.versions)
+        stage("renamed", layout.version(name))
+        layout.set_current(name)
+        if mirror is not None:
+            mirror.point(name)
+        stage("published", layout.version(name))
+    except OSError as e:
+        shutil.rmtree(layout.tmp, ignore_errors=True)
+        reason = e.strerror or f"{e}: a short write, the disk is probably full"  # numpy's tofile sets no errno
+        raise BuildError(f"could not write the index ({reason}); the current index is unchanged") from None
+    except JnqaError:
+        shutil.rmtree(layout.tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
 def _assemble(
     entries: list[ingest.Entry],
     prev: IndexVersion | None,
     same_text: bool,
     settings: Settings,
-    embedder: Embedder,
+    embedder: Encoder,
     progress: bool,
     report: BuildReport,
     encoder: PassageEncoder,
@@ -298,10 +391,12 @@ def _assemble(
         if any(v is not None and len(v) for v in sent_vectors)
         else np.zeros((0, dim), np.float32)
     )
-    lexical = Lexical.build([tokenize(text) for text, _ in inputs])  # a passage's own words
+    aids = QueryAids.from_texts(s.doc.text for s in sources)
+    # a passage's own words, plus the short form of every acronym it spells out (acronyms.tagged)
+    lexical = Lexical.build([tokenize(aids.with_tags(text)) for text, _ in inputs])
     dense = VectorIndex.build(matrix, choose_kind(len(passages), settings.index_type))
     sentence_terms = term_rows(
-        (sources[p.source].doc.text[s.start : s.end] for p in passages for s in p.sentences),
+        (aids.with_tags(sources[p.source].doc.text[s.start : s.end]) for p in passages for s in p.sentences),
         lexical.vocabulary,
     )
     titles = _title_vectors(sources, prev, embedder, settings.batch_size, dim)
@@ -316,11 +411,12 @@ def _assemble(
         dense,
         title_vectors=titles,
         sentence_terms=sentence_terms,
+        query_aids=aids,
     )
 
 
 def _title_vectors(
-    sources: list[Source], prev: IndexVersion | None, embedder: Embedder, batch_size: int, dim: int
+    sources: list[Source], prev: IndexVersion | None, embedder: Encoder, batch_size: int, dim: int
 ) -> np.ndarray:
     """One vector per source title (a ranking feature); titles unchanged since the last version are reused."""
     known: dict[str, np.ndarray] = {}
@@ -345,7 +441,7 @@ def _renumber(p: Passage, source: int) -> Passage:
     return Passage(source=source, start=p.start, end=p.end, section=p.section, page=p.page, sentences=p.sentences)
 
 
-def _verify_staged(folder: Path, embedder: Embedder, data: VersionData, text_probe: bool = True) -> None:
+def _verify_staged(folder: Path, embedder: Encoder, data: VersionData, text_probe: bool = True) -> None:
     """Reopen the written version as the server would, check offsets, and run a probe query.
 
     The probe encodes a passage's text when the model is loaded anyway (something was embedded);

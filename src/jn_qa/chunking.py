@@ -1,13 +1,18 @@
 """Display text -> passages of whole sentences, with exact offsets. Pure functions.
 
 Sentences come from pysbd (rule-based, abbreviation-aware) inside each line, so a sentence never
-crosses a paragraph. A passage is a run of consecutive sentences of one section; consecutive
-passages share whole sentences as overlap. Every non-space character lies in some passage.
+crosses a paragraph. pysbd's cost grows faster than the length of what it is given, so a long line is
+handed to it in pieces of at most MAX_PIECE_CHARS, cut after a sentence end where there is one, else
+between words; a piece with no sentence-ending mark at all is one sentence without asking pysbd.
+That keeps chunking linear in the text whatever its punctuation (figures in docs/reliability.md).
+A passage is a run of consecutive sentences of one section; consecutive passages share whole
+sentences as overlap. Every non-space character lies in some passage.
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +22,11 @@ from typing import Any
 from .schema import Document, Passage, Span
 
 _NON_SPACE = re.compile(r"\S")
+_WORD = re.compile(r"\S+")
+_TERMINAL = re.compile(r"[.!?\u2026\u3002\uff01\uff1f]")  # what can end a sentence: . ! ? … 。 ！ ？
+_SENTENCE_END = re.compile(r"[.!?\u2026\u3002\uff01\uff1f][\"'\u201d\u2019)\]]*\s+")
+_SPACE_RUN = re.compile(r"\s+")
+MAX_PIECE_CHARS = 2000
 
 
 @lru_cache(maxsize=1)
@@ -27,6 +37,8 @@ def _segmenter() -> Any:
 
 
 def _line_sentences(line: str) -> list[str]:
+    if not _TERMINAL.search(line):
+        return [line]
     try:
         return [s for s in _segmenter().segment(line) if s.strip()]
     except Exception:  # pysbd can fail on exotic input; the line then stays one sentence
@@ -37,36 +49,66 @@ def split_sentences(text: str, max_words: int = 200) -> list[Span]:
     """Sentence spans covering every non-space character of `text`, in order, never crossing a line.
 
     A 'sentence' longer than `max_words` words (runaway text without punctuation) is cut at word
-    boundaries; that is the only place a span boundary is not a sentence boundary.
+    boundaries, and so is a line longer than MAX_PIECE_CHARS with no sentence end to cut at; those
+    are the only places a span boundary is not a sentence boundary.
     """
     spans: list[Span] = []
     pos = 0
     for line in text.split("\n"):
-        if line.strip():
-            starts: list[int] = []
-            cursor = 0
-            for sentence in _line_sentences(line):
-                found = line.find(sentence.strip(), cursor)
-                if found < 0:
-                    break  # the segmenter altered the text; keep what is aligned, the rest is one sentence
-                starts.append(found)
-                cursor = found + len(sentence.strip())
-            first = _NON_SPACE.search(line)
-            assert first is not None
-            if not starts or starts[0] != first.start():
-                starts.insert(0, first.start())
-            starts = sorted(set(starts))
-            bounds = starts + [len(line)]
-            for a, b in zip(bounds, bounds[1:]):
-                seg = line[a:b].rstrip()
-                if seg:
-                    spans.extend(_cap_words(pos + a, seg, max_words))
+        for start, end in _pieces(line):
+            piece = line[start:end]
+            if piece.strip():
+                spans.extend(_piece_spans(pos + start, piece, max_words))
         pos += len(line) + 1
     return spans
 
 
+def _pieces(line: str, limit: int = MAX_PIECE_CHARS) -> list[tuple[int, int]]:
+    """[start, end) cuts of a line, each at most `limit` characters: after the last sentence end in the window
+    when it lies in its second half, else after the last run of spaces, else (one huge word) at the limit."""
+    out: list[tuple[int, int]] = []
+    start, n = 0, len(line)
+    while n - start > limit:
+        window = line[start : start + limit]
+        cut = 0
+        for m in _SENTENCE_END.finditer(window, limit // 2):
+            cut = m.end()
+        if not cut:
+            for m in _SPACE_RUN.finditer(window, 1):
+                cut = m.end()
+        if not cut or cut >= limit:
+            cut = limit
+        out.append((start, start + cut))
+        start += cut
+    out.append((start, n))
+    return out
+
+
+def _piece_spans(offset: int, line: str, max_words: int) -> list[Span]:
+    starts: list[int] = []
+    cursor = 0
+    for sentence in _line_sentences(line):
+        found = line.find(sentence.strip(), cursor)
+        if found < 0:
+            break  # the segmenter altered the text; keep what is aligned, the rest is one sentence
+        starts.append(found)
+        cursor = found + len(sentence.strip())
+    first = _NON_SPACE.search(line)
+    assert first is not None
+    if not starts or starts[0] != first.start():
+        starts.insert(0, first.start())
+    starts = sorted(set(starts))
+    bounds = starts + [len(line)]
+    spans: list[Span] = []
+    for a, b in itertools.pairwise(bounds):
+        seg = line[a:b].rstrip()
+        if seg:
+            spans.extend(_cap_words(offset + a, seg, max_words))
+    return spans
+
+
 def _cap_words(offset: int, seg: str, max_words: int) -> list[Span]:
-    words = [m.span() for m in re.finditer(r"\S+", seg)]
+    words = [m.span() for m in _WORD.finditer(seg)]
     if len(words) <= max_words:
         return [Span(offset, offset + len(seg))]
     return [

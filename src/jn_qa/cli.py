@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
+from . import __version__, remote
 from .config import ENV_PREFIX, Settings, describe, shown
 from .errors import JnqaError
 
@@ -24,6 +26,21 @@ CorpusOpt = Annotated[Path | None, typer.Option("--corpus", help="Corpus folder 
 IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index folder (env JNQA_INDEX; default index).")]
 ModelOpt = Annotated[str | None, typer.Option("--model", help="Embedding model (env JNQA_MODEL).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"jn-qa {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """jn-qa: ask questions of trusted sources on Japan-NATO relations and get cited, verbatim passages."""
 
 
 def settings(**overrides: Any) -> Settings:
@@ -65,7 +82,7 @@ def build(
         index_type=index_type,
         ray_address=ray,
     )
-    embedder = Embedder(s.model)
+    embedder = Embedder.for_use(s, "build")
     notice = lambda line: typer.echo(f"notice: {line}", err=True)  # noqa: E731
     encoder = ray_encoder(embedder, s.ray_address, notice) if s.ray_address else None
     report = run_build(s, embedder, full=full, progress=sys.stderr.isatty() and not as_json, encoder=encoder)
@@ -79,22 +96,65 @@ def build(
 
 @app.command()
 def ask(
-    question: Annotated[str, typer.Argument(help="The question, in plain English.")],
-    k: Annotated[int | None, typer.Option("--k", "-k", help="Number of passages (1-100).")] = None,
+    question: Annotated[
+        str, typer.Argument(metavar="QUESTION", help="The question, in plain English.", show_default=False)
+    ],
+    k: Annotated[
+        int | None, typer.Option("--k", "-k", metavar="N", help="Number of passages (1-100; default 5).")
+    ] = None,
+    source: Annotated[
+        list[str] | None, typer.Option("--source", metavar="ID", help="Only this source id (repeatable).")
+    ] = None,
+    publisher: Annotated[
+        list[str] | None,
+        typer.Option("--publisher", metavar="NAME", help="Only sources from this publisher, e.g. RAND (repeatable)."),
+    ] = None,
+    author: Annotated[
+        list[str] | None,
+        typer.Option("--author", metavar="NAME", help="Only sources by this author, e.g. Takahashi (repeatable)."),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", metavar="DATE", help="Only sources published on or after: 2023, 2023-07, 2023-07-08."),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", metavar="DATE", help="Only sources published on or before this date.")
+    ] = None,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Add a table of why each passage ranks where it does.")
+    ] = False,
+    as_json: JsonOpt = False,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            metavar="URL",
+            help="Server to ask when it answers (env JNQA_URL; default http://127.0.0.1:JNQA_PORT).",
+        ),
+    ] = None,
+    local: Annotated[
+        bool, typer.Option("--local", help="Load the index and model here even when a server is running.")
+    ] = False,
     index: IndexOpt = None,
     model: ModelOpt = None,
-    source: Annotated[
-        list[str] | None, typer.Option("--source", help="Restrict to this source id (repeatable).")
-    ] = None,
-    explain: Annotated[bool, typer.Option("--explain", help="Show why each passage ranks where it does.")] = False,
-    as_json: JsonOpt = False,
 ) -> None:
-    """Print the passages that answer QUESTION, with citations and the supporting sentences marked."""
-    from .engine import Engine
+    """Print the passages that answer QUESTION, with citations and the supporting sentences marked.
 
-    engine = Engine(settings(index=index, model=model))
-    engine.load()
-    answer = engine.ask(question, k=k, sources=source, explain=explain)
+    Asks the local server when one is running (well under a second), else loads the index and model here.
+    """
+    from .schema import Filters
+
+    filters = Filters.of(source, publisher, author, since, until)
+    s = settings(index=index, model=model, url=url)
+    server = "" if local or index or model or s.url.lower() == "none" else (s.url or remote.default_url(s.port))
+    if server and remote.serving(server):
+        answer = remote.ask(server, question, k, filters, explain)
+    else:
+        from .engine import Engine
+
+        engine = Engine(s)
+        engine.load()
+        answer = engine.ask(question, k=k, filters=filters, explain=explain)
     if as_json:
         typer.echo(json.dumps(answer.to_dict(explain), ensure_ascii=False, indent=2))
         return
@@ -104,21 +164,43 @@ def ask(
 
 
 @app.command()
-def sources(corpus: CorpusOpt = None, as_json: JsonOpt = False) -> None:
-    """List the corpus's sources with their metadata."""
+def sources(
+    corpus: CorpusOpt = None,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Report per source: characters kept, headings, metadata filled, warnings."),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the corpus's sources with their metadata (or, with --check, how well each was read)."""
     from . import ingest
 
     s = settings(corpus=corpus)
     entries, skipped = ingest.scan(s.corpus)
-    rows = [src.meta.to_dict() | {"file": src.origin} for src in ingest.load(entries)]
-    if as_json:
-        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
-        return
-    from .render import sources_text
+    loaded = list(zip(entries, ingest.load(entries), strict=True))
+    if check:
+        from .render import source_checks_text
+        from .sourcecheck import check_source
 
-    typer.echo(sources_text(rows))
-    for line in skipped:
-        typer.echo(f"warning: skipped {line}", err=True)
+        checks = [check_source(src, e.kind, _size(e)) for e, src in loaded]
+        out = json.dumps([c.to_dict() for c in checks], ensure_ascii=False, indent=2) if as_json else None
+        typer.echo(out or source_checks_text(checks))
+    else:
+        rows = [src.meta.to_dict() | {"file": src.origin} for _, src in loaded]
+        if as_json:
+            typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        else:
+            from .render import sources_text
+
+            typer.echo(sources_text(rows))
+    if not as_json:
+        for line in skipped:
+            typer.echo(f"warning: skipped {line}", err=True)
+
+
+def _size(entry: Any) -> int:
+    """Bytes the source came from: its file, or its line of a BEIR corpus."""
+    return entry.path.stat().st_size if entry.kind != "beir" else 0
 
 
 @app.command()
@@ -131,24 +213,16 @@ def serve(
     workers: Annotated[int | None, typer.Option(help="Worker processes sharing the memory-mapped index.")] = None,
 ) -> None:
     """Serve the web page and the JSON API; picks up newly published index versions by itself."""
-    import uvicorn
+    from .server import run
 
-    s = settings(index=index, corpus=corpus, model=model, host=host, port=port, workers=workers)
-    if s.workers > 1:
-        for name, value in (("INDEX", s.index), ("CORPUS", s.corpus), ("MODEL", s.model)):
-            os.environ[f"{ENV_PREFIX}{name}"] = str(value)
-        uvicorn.run(
-            "jn_qa.api:app_from_env", factory=True, host=s.host, port=s.port, workers=s.workers, log_level="info"
-        )
-        return
-    from .api import create_app
-
-    uvicorn.run(create_app(s), host=s.host, port=s.port, log_level="info")
+    run(settings(index=index, corpus=corpus, model=model, host=host, port=port, workers=workers))
 
 
 @app.command()
 def add(
-    paths: Annotated[list[Path], typer.Argument(help="Files to add: .txt, .md, .html or .pdf.", show_default=False)],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Files to add: .txt, .md, .html, .pdf or .docx.", show_default=False)
+    ],
     corpus: CorpusOpt = None,
     title: Annotated[str | None, typer.Option(help="Title (overrides what the file states).")] = None,
     author: Annotated[str | None, typer.Option(help="Author(s).")] = None,
@@ -198,9 +272,21 @@ def rollback(index: IndexOpt = None) -> None:
 
 @app.command("eval")
 def eval_gold(
-    gold: Annotated[Path, typer.Argument(help="Gold questions (JSON Lines: question, answerable, evidence, type).")],
+    gold: Annotated[
+        Path,
+        typer.Argument(
+            help="Gold questions (JSON Lines: question, answerable, evidence, type), or a SQuAD 2.0 folder "
+            "(corpus.jsonl + questions.jsonl, indexed on its own)."
+        ),
+    ],
     k: Annotated[int, typer.Option("--k", "-k", help="Passages per question (1-100).")] = 5,
-    mode: Annotated[str, typer.Option(help="hybrid (jn-qa), or a baseline: lexical, dense, rrf.")] = "hybrid",
+    mode: Annotated[
+        str,
+        typer.Option(help="hybrid (jn-qa with its reader), ranker (no reader), or a baseline: lexical, dense, rrf."),
+    ] = "hybrid",
+    split: Annotated[
+        str, typer.Option(help="SQuAD folders: all, train or select articles (the reader trained on 'train').")
+    ] = "all",
     index: IndexOpt = None,
     model: ModelOpt = None,
     as_json: JsonOpt = False,
@@ -208,7 +294,7 @@ def eval_gold(
     """hit@1/3/5 and MRR on answerable questions, abstention precision/recall, and the same per question type."""
     from .evaluate import evaluate_gold, gold_text
 
-    report = evaluate_gold(settings(index=index, model=model, k=k), gold, k, mode)
+    report = evaluate_gold(settings(index=index, model=model, k=k), gold, k, mode, split)
     typer.echo(json.dumps(report, indent=2) if as_json else gold_text(report))
 
 
@@ -223,7 +309,7 @@ def eval_beir(
     model: ModelOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """nDCG@10 and Recall@100 (documents ranked by their best passage) for jn-qa, BM25 alone, dense alone and plain RRF."""
+    """nDCG@10 and Recall@100 (documents ranked by best passage): jn-qa, its ranker alone, BM25, dense and RRF."""
     from .evaluate import evaluate_beir
 
     report = evaluate_beir(settings(model=model), folder, split, index)
@@ -241,6 +327,51 @@ def show_settings(as_json: JsonOpt = False) -> None:
     width = max(len(e) for e, _, _ in rows)
     for env, value, help_ in rows:
         typer.echo(f"{env:<{width}}  {value:<18}  {help_}")
+
+
+def _metavar(shown: str | None) -> str:
+    """typer's '<int>' / '<list[str]>' as click writes it: INTEGER, TEXT."""
+    bare = (shown or "text").strip("<>").removeprefix("list[").removesuffix("]")
+    return {"str": "TEXT", "int": "INTEGER"}.get(bare, bare.upper())
+
+
+def _no_type(ctx: Any) -> None:
+    return None
+
+
+class HelpCommand(TyperCommand):
+    """Help in the usual form: `ask [OPTIONS] QUESTION`, `--json`, `--k N`, not `{question}` or `--json <bool>`."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)
+        for p in params:
+            if isinstance(p, TyperOption) and p.metavar is None:
+                p.metavar = "" if p.is_flag else _metavar(p.display_type(ctx))
+            elif isinstance(p, TyperArgument):
+                p.display_type_rich = _no_type  # type: ignore[method-assign]  # its name already says it
+        return params
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for p in self.get_params(ctx):
+            if isinstance(p, TyperArgument):
+                name = (p.metavar or p.name or "").upper() + ("..." if p.nargs != 1 else "")
+                pieces.append(name if p.required else f"[{name}]")
+        return pieces
+
+
+class HelpGroup(TyperGroup):
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)
+        for p in params:
+            if isinstance(p, TyperOption) and p.metavar is None and p.is_flag:
+                p.metavar = ""
+        return params
+
+
+app.info.cls = HelpGroup
+for _command in app.registered_commands:
+    _command.cls = HelpCommand
 
 
 def main() -> None:

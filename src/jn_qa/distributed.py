@@ -48,9 +48,12 @@ class PassageEncoder(Protocol):
 
 @dataclass(frozen=True)
 class RayEncoder:
-    """Encodes passages on Ray; `address` None or 'local' starts a local cluster for the call and shuts it down."""
+    """Encodes passages on Ray; `address` None or 'local' starts a local cluster for the call and shuts it down.
 
-    model: str
+    Every actor loads `embedder`'s model with the encoder backend it runs (encoders.py), so the vectors are the
+    ones this embedder would compute in-process."""
+
+    embedder: Embedder
     address: str | None = None
     actors: int = ACTORS
 
@@ -101,7 +104,7 @@ class RayEncoder:
         ds = ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // (batch_size * 4))))
         out = ds.map_batches(
             _EmbedActor,
-            fn_constructor_args=(self.model, batch_size),
+            fn_constructor_args=(self.embedder.name, self.embedder.backend, batch_size),
             batch_size=batch_size * 4,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=self.actors),
@@ -113,11 +116,13 @@ class RayEncoder:
 class _EmbedActor:
     """One Ray actor: an Embedder loaded once, encoding the batches it is given."""
 
-    def __init__(self, model: str, batch_size: int) -> None:
+    def __init__(self, model: str, backend: str, batch_size: int) -> None:
         import torch
 
         torch.set_num_threads(ACTOR_CPUS)
-        self.embedder = Embedder(model)
+        self.embedder = Embedder(model, encoder=backend, use="build")
+        if self.embedder.backend != backend:  # fell back (the backend cannot load on this node)
+            raise RuntimeError(f"a Ray node encodes with {self.embedder.backend}, the build with {backend}")
         self.batch_size = batch_size
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -150,4 +155,4 @@ def ray_encoder(embedder: Embedder, address: str | None, notice: Callable[[str],
     except ImportError:
         notice("ray is not installed (pip install 'jn-qa[scale]'): embedding in-process")
         return embedder
-    return RayEncoder(embedder.name, address)
+    return RayEncoder(embedder, address)

@@ -1,11 +1,14 @@
 """The bi-encoder, loaded offline from an installed package or a local folder, on first use.
 
 Passages are encoded once; the same forward pass also yields a vector for each sentence (the mean of
-its contextual token vectors), so sentence-level scoring costs no second encoding at build time.
+its contextual token vectors), so sentence-level scoring costs no second encoding at build time. The
+forward pass runs on the encoder backend chosen for the use (encoders.py): torch, or an exported ONNX /
+OpenVINO graph that returns the same token vectors, pooled here the same way.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -20,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from . import encoders
 from .errors import ConfigError
 from .files import file_sha256
 
@@ -34,6 +38,7 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 # OpenMP thread spins against other jobs (bench/latency.py: p50 88 ms with 2 threads, 18 ms with 1, under a
 # load average of 5); on an idle one it is faster (6.3 against 9.7 ms). Builds keep torch's default.
 QUERY_THREADS = 1
+log = logging.getLogger(__name__)
 
 
 def offline() -> None:
@@ -141,12 +146,23 @@ class Embedder:
     them (32 clients, one worker: same throughput with the lock, a shorter latency tail).
     """
 
-    def __init__(self, model: str, query_threads: int = QUERY_THREADS) -> None:
+    def __init__(
+        self, model: str, query_threads: int = QUERY_THREADS, encoder: str = encoders.TORCH, use: str = "query"
+    ) -> None:
         self.name = model
         self.query_threads = query_threads
+        self.use = use
+        self.requested = encoders.choose(encoder, use)
         self._lock = threading.Lock()
         self._encoding = threading.Lock()
         self._model: Any = None
+        self._runner: encoders.Runner | None = None
+        self._runner_ready = False
+
+    @classmethod
+    def for_use(cls, settings: Any, use: str) -> Embedder:
+        """The embedder a use gets from the settings: 'query' (searches) or 'build' (passage encoding)."""
+        return cls(settings.model, settings.query_threads, settings.encoder, use)
 
     @cached_property
     def folder(self) -> Path:
@@ -165,10 +181,44 @@ class Embedder:
                     from sentence_transformers import SentenceTransformer
                     from transformers.utils import logging as hf_logging
 
-                    hf_logging.disable_progress_bar()
+                    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # untyped in transformers
                     model = SentenceTransformer(str(self.folder), device="cpu", local_files_only=True)
                     self._model = model.eval()  # `encode` sets this on every call; the direct query path relies on it
+            if self.requested != encoders.TORCH:
+                _ = self.runner  # the backend loads (or is exported) with the model, not on the first search
         return self._model
+
+    @property
+    def runner(self) -> encoders.Runner | None:
+        """The backend's forward pass, exported on first use; None means torch (chosen, or fallen back to)."""
+        if not self._runner_ready:
+            model = self.model
+            with self._lock:
+                if not self._runner_ready:
+                    if self.requested != encoders.TORCH and _mean_pooled(model):
+                        threads = self.query_threads if self.use == "query" else 0
+                        self._runner = encoders.runner(model, self.file_hash, self.requested, threads)
+                    elif self.requested != encoders.TORCH:
+                        log.warning("notice: encoder backend %s needs a mean-pooled model; using torch", self.requested)
+                    self._runner_ready = True
+        return self._runner
+
+    @property
+    def backend(self) -> str:
+        """The backend that actually encodes (loads the model and its export)."""
+        run = self.runner
+        return run.backend if run else encoders.TORCH
+
+    def encoder_record(self) -> dict[str, Any]:
+        """What the manifest records about the encoder: backend, precision, and the hash of the weights it ran."""
+        run = self.runner
+        exported = run.export if run else None
+        return {
+            "backend": self.backend,
+            "precision": encoders.PRECISION[self.backend],
+            "hash": exported.hash if exported else self.file_hash,
+            "kernel": exported.kernel if exported else "",
+        }
 
     @property
     def dim(self) -> int:
@@ -186,12 +236,30 @@ class Embedder:
         """
         model = self.model
         texts = list(texts)
+        run = self.runner
+        if run is not None:
+            return self._run_queries(run, texts)
         with self._encoding:
             if len(texts) == 1 and self._direct and not model.training:
                 with torch_threads(self.query_threads):
                     return _forward_one(model, texts[0])
             vecs = model.encode(texts, batch_size=32, normalize_embeddings=True, show_progress_bar=False)
         return np.asarray(vecs, dtype=np.float32)
+
+    def _run_queries(self, run: encoders.Runner, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        """Mean-pooled unit vectors from the backend's token vectors, inputs made by the model's own preprocess."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        names = run.export.inputs if run.export else MODEL_INPUTS
+        for b in range(0, len(order), batch_size):
+            idx = order[b : b + batch_size]
+            with self._encoding:
+                features = self.model.preprocess([texts[i] for i in idx])
+                hidden = run(encoders.features_np(features, names))
+            mask = features["attention_mask"].numpy()[:, :, None].astype(np.float32)
+            pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+            out[idx] = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+        return out
 
     @cached_property
     def _direct(self) -> bool:
@@ -218,9 +286,17 @@ class Embedder:
         order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths batch together
         results: dict[int, np.ndarray] = {}
         bar = _progress(len(texts), progress)
+        run = self.runner
         for b in range(0, len(order), batch_size):
             idx = [int(i) for i in order[b : b + batch_size]]
             batch = [texts[i] for i in idx]
+            if run is not None:
+                done = self._run_passages(run, batch, [sentence_spans[i] for i in idx])
+                for i, (pvec, svec) in zip(idx, done, strict=True):
+                    pvecs[i] = pvec
+                    results[i] = svec
+                bar.update(len(idx))
+                continue
             with self._encoding:
                 outs = model.encode(batch, batch_size=len(batch), output_value=None, show_progress_bar=False)
                 enc = model.tokenizer(
@@ -238,10 +314,39 @@ class Embedder:
         missing = [(i, k) for i in range(len(texts)) for k in range(len(sentence_spans[i])) if not results[i][k].any()]
         if missing:  # sentences cut off by the model's length limit: encode them on their own
             alone = self.encode_queries([texts[i][slice(*sentence_spans[i][k])] for i, k in missing])
-            for (i, k), v in zip(missing, alone):
+            for (i, k), v in zip(missing, alone, strict=True):
                 results[i][k] = v
         svecs = [results[i] for i in range(len(texts))]
         return Encoded(pvecs, svecs)
+
+    def _run_passages(
+        self, run: encoders.Runner, batch: list[str], spans: Sequence[Sequence[tuple[int, int]]]
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """One tokenisation and one backend forward pass give both the passage and its sentences' vectors.
+
+        The ids are those `encode` makes (same tokenizer, padding, truncation and length limit), and the
+        passage vector is the mean over its real tokens, as the model's mean Pooling computes it.
+        """
+        model = self.model
+        names = run.export.inputs if run.export else MODEL_INPUTS
+        with self._encoding:
+            enc = model.tokenizer(
+                batch,
+                padding=True,
+                truncation="longest_first",
+                max_length=model.max_seq_length,
+                return_offsets_mapping=True,
+                return_tensors="np",
+            )
+            hidden = run({k: enc[k] for k in names})
+        out = []
+        dim = hidden.shape[-1]
+        for j in range(len(batch)):
+            mask = enc["attention_mask"][j].astype(bool)
+            tokens = np.asarray(hidden[j][mask], dtype=np.float32)
+            offsets = [(int(o[0]), int(o[1])) for o in enc["offset_mapping"][j][mask]]
+            out.append((_unit(tokens.mean(axis=0)), _pool_spans(tokens, offsets, spans[j], dim)))
+        return out
 
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")

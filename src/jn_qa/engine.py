@@ -6,6 +6,7 @@ versions inside one answer. A watcher thread notices a newly published version a
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Sequence
@@ -16,9 +17,9 @@ from . import answer as answer_mod
 from .config import MAX_K, Settings
 from .embedding import Embedder
 from .errors import IndexUnavailable, InvalidInput, ModelMismatch
-from .ranking import Ranker
-from .rerank import CrossEncoderStage
-from .schema import Answer, SourceMeta, Span
+from .ranking import Ranker, bundled_models
+from .reader import READER_WEIGHT, Reader, ReaderStage
+from .schema import Answer, Filters, SourceMeta, Span
 from .search import Searcher
 from .store import IndexVersion, Layout, check_model, load_manifest
 from .stores import open_store
@@ -70,8 +71,8 @@ class State:
 class Engine:
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
-        self.embedder = embedder or Embedder(settings.model, settings.query_threads)
-        self.cross_encoder = CrossEncoderStage.from_setting(settings.reranker)
+        self.embedder = embedder or Embedder.for_use(settings, "query")
+        self.reader = Reader.from_setting(settings.reranker, settings.query_threads, settings.encoder)
         self._state: State | None = None
         self._lock = threading.Lock()
         self._reload_lock = threading.Lock()  # the watcher and a finished rebuild may both see a new version
@@ -101,7 +102,8 @@ class Engine:
     def load(self) -> State:
         """Open the current version (or, if it is damaged, the newest intact older one) and swap it in."""
         layout = Layout(self.settings.index)
-        name = layout.current_name()
+        pointer = layout.read_current()  # a damaged CURRENT falls back to the newest version, with a note
+        name = pointer.name
         if name is None:
             raise IndexUnavailable(f"no index in {self.settings.index}: build one with 'jn-qa build'")
         candidates = [name] + [n for n in reversed(layout.list_versions()) if n < name]
@@ -116,13 +118,20 @@ class Engine:
                     first_error = e.message
                 continue
             note = (
-                "" if candidate == name else f"serving {candidate}: current version {name} is unusable ({first_error})"
+                pointer.note
+                if candidate == name
+                else f"serving {candidate}: current version {name} is unusable ({first_error})"
             )
-            if note:
+            if candidate != name:  # a damaged CURRENT was noted where it was read
                 log.warning(note)
             store = open_store(self.settings, version)  # pinned to this version for every request on this state
             searcher = Searcher(
-                version, self.embedder, self.settings.candidates, cross_encoder=self.cross_encoder, store=store
+                version,
+                self.embedder,
+                self.settings.candidates,
+                stages=self.stages(),
+                rewrite=self.settings.rewrite,
+                store=store,
             )
             state = State(version, searcher, note)
             with self._lock:
@@ -130,6 +139,13 @@ class Engine:
                 self.last_error = ""
             return state
         raise IndexUnavailable(first_error or f"no usable index version in {self.settings.index}")
+
+    def stages(self) -> list[ReaderStage]:
+        """The ranking stages after the linear ranker: the reader, unless it is off."""
+        if self.reader is None:
+            return []
+        weight = float(bundled_models().get("reader", {}).get("weight", READER_WEIGHT))
+        return [ReaderStage(self.reader, top=self.settings.reader_top, weight=weight)]
 
     def _open(self, folder: Path) -> IndexVersion:
         manifest = load_manifest(folder)
@@ -237,14 +253,19 @@ class Engine:
         sources: Sequence[str] | None = None,
         explain: bool = False,
         ranker: Ranker | None = None,
+        filters: Filters | None = None,
     ) -> Answer:
-        """`ranker` replaces the default one (a baseline from `Engine.ranker(mode)`, for evaluation)."""
+        """`ranker` replaces the default one (a baseline from `Engine.ranker(mode)`, for evaluation).
+
+        `filters` limit the sources searched (`sources` is the shorthand for ids only); the answer echoes them.
+        """
         k = self.settings.k if k is None else k
         if not 1 <= k <= MAX_K:
             raise InvalidInput(f"k must be between 1 and {MAX_K}")
         state = self.state  # one snapshot for the whole request
-        retrieved = state.searcher.retrieve(question, sources=sources, ranker=ranker)
-        return answer_mod.compose(
+        filters = filters if filters is not None else Filters.of(source=sources)
+        retrieved = state.searcher.retrieve(question, ranker=ranker, filters=filters)
+        answer = answer_mod.compose(
             state.version,
             retrieved,
             k=k,
@@ -252,3 +273,4 @@ class Engine:
             max_per_source=self.settings.max_per_source,
             explain=explain,
         )
+        return dataclasses.replace(answer, filters=filters)

@@ -53,11 +53,23 @@ class NoSpace(JnqaError):
     status = 507
 
 
+class ReadOnly(JnqaError):
+    """The corpus folder refuses writes (a read-only mount or permissions): nothing was changed; the server's
+    operator must make it writable. 503: the request was fine, the service cannot do it now."""
+
+    status = 503
+
+
 def write_error(e: OSError) -> type[JnqaError]:
-    """The error class for a failed write: NoSpace when the disk is full, else `CorpusError`."""
+    """The error class for a failed write: NoSpace when the disk is full, ReadOnly when writes are refused,
+    else `CorpusError`."""
     import errno
 
-    return NoSpace if e.errno in (errno.ENOSPC, errno.EDQUOT) else CorpusError
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return NoSpace
+    if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return ReadOnly
+    return CorpusError
 
 
 class IndexUnavailable(JnqaError):

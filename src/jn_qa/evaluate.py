@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .cleaning import strip_link_labels
 from .config import Settings
 from .errors import InvalidInput
-from .ranking import RRF_K, reciprocal_rank
+from .ranking import RRF_K, RankInput, reciprocal_rank
 from .schema import Answer
 
 if TYPE_CHECKING:
@@ -34,9 +35,10 @@ _QUOTES = str.maketrans(
 
 
 def normalize(text: str) -> str:
-    """Text as evidence matching compares it: NFKC, straight quotes, markdown links unwrapped, spaces folded."""
+    """Text as evidence matching compares it: NFKC, straight quotes, markdown links unwrapped and their
+    "(PDF)" labels dropped (as cleaning does), spaces folded."""
     t = unicodedata.normalize("NFKC", text).translate(_QUOTES)
-    t = _ESCAPE.sub(r"\1", _LINK.sub(r"\1", t))
+    t = strip_link_labels(_ESCAPE.sub(r"\1", _LINK.sub(r"\1", t)))
     return " ".join(t.split())
 
 
@@ -324,10 +326,11 @@ def score_rankings(
 def run_beir(
     searcher: Searcher, queries: Mapping[str, str], qrels: Mapping[str, Mapping[str, int]], split: str, depth: int = 100
 ) -> BeirReport:
-    """Rank documents for every query with BM25 alone, dense alone, plain RRF of both, and jn-qa's ranker.
+    """Rank documents for every query with BM25 alone, dense alone, plain RRF of both, jn-qa's linear ranker
+    alone ("ranker") and jn-qa as it answers (the ranker, then the reader when it is on).
 
-    All four come from the same index and the same query vectors, so the gains are shown against
-    baselines measured in the same run.
+    All come from the same index and the same query vectors, so the gains are shown against baselines
+    measured in the same run.
     """
     t0 = time.perf_counter()
     version = searcher.version
@@ -339,17 +342,20 @@ def run_beir(
     vectors = (
         np.concatenate(
             [
-                searcher.embedder.encode_queries([queries[q] for q in qids[i : i + 256]])
+                searcher.embedder.encode_queries([searcher.plan(queries[q]).text for q in qids[i : i + 256]])
                 for i in range(0, len(qids), 256)
             ]
         )
         if qids
         else np.zeros((0, 1), np.float32)
     )
-    runs: dict[str, dict[str, list[str]]] = {"bm25": {}, "dense": {}, "rrf": {}, "jn-qa": {}}
+    runs: dict[str, dict[str, list[str]]] = {"bm25": {}, "dense": {}, "rrf": {}, "ranker": {}, "jn-qa": {}}
+    linear = searcher.ranker_for("ranker")
     for qid, qv in zip(qids, vectors, strict=True):
         got = searcher.retrieve(queries[qid], vector=qv)
-        lexical = document_scores(searcher.lexical_scores(got.terms), starts)  # BM25 of every passage (folder)
+        alone = linear.rank(RankInput(got.query, got.candidates, version.passage_text), None)
+        runs["ranker"][qid] = best_passage_ranking(got.candidates.ids[alone.order], source_of, source_ids)[:depth]
+        lexical = document_scores(searcher.lexical_scores(got.terms), starts)  # BM25 of every passage (the folder's)
         dense = document_scores(searcher.dense_scores(qv), starts)
         runs["bm25"][qid] = _top_docs(lexical, order_sources, depth, positive=True)
         runs["dense"][qid] = _top_docs(dense, order_sources, depth)
@@ -370,14 +376,23 @@ def _top_docs(scores: np.ndarray, ids: Sequence[str], depth: int, positive: bool
 # ---------------------------------------------------------------- the commands
 
 
-def evaluate_gold(settings: Settings, gold: Path, k: int = 5, mode: str = "hybrid") -> dict[str, Any]:
+def evaluate_gold(
+    settings: Settings, gold: Path, k: int = 5, mode: str = "hybrid", split: str = "all"
+) -> dict[str, Any]:
     """`jn-qa eval`: ask the current index every gold question; the report gold_report describes.
 
-    `mode` other than 'hybrid' ranks by one baseline (lexical, dense, rrf) with the same composition.
+    `mode` other than 'hybrid' ranks by the linear ranker alone ('ranker', no reader) or by one baseline
+    (lexical, dense, rrf) with the same composition. A SQuAD 2.0 folder (corpus.jsonl + questions.jsonl) is
+    indexed on its own (like eval-beir) and its questions asked there; `split` picks its articles.
     """
+    from . import squad
     from .engine import Engine
 
-    items = load_gold(gold)
+    if squad.is_squad_folder(gold):
+        items = squad.load_squad(gold, split)
+        settings = settings.replace(index=beir_index(settings, gold))
+    else:
+        items = load_gold(gold)
     engine = Engine(settings)
     engine.load()
     ranker = engine.ranker(mode)
@@ -387,7 +402,7 @@ def evaluate_gold(settings: Settings, gold: Path, k: int = 5, mode: str = "hybri
 def beir_index(settings: Settings, folder: Path, index: Path | None = None) -> Path:
     """Build (or bring up to date) an index of a BEIR folder's corpus.jsonl; return its index folder.
 
-    The corpus is linked into a folder of its own (a BEIR folder also holds queries and qrels, which
+    The corpus is copied into a folder of its own (a BEIR folder also holds queries and qrels, which
     are not sources), under the cache unless `index` says where. Builds are incremental, so a second
     run re-embeds nothing.
     """
@@ -403,21 +418,30 @@ def beir_index(settings: Settings, folder: Path, index: Path | None = None) -> P
     home = cache_dir() / "beir" / f"{folder.resolve().name}-{key}"
     corpus = home / "corpus"
     corpus.mkdir(parents=True, exist_ok=True)
-    link = corpus / "corpus.jsonl"
-    if not link.exists():
-        link.symlink_to(corpus_file)
+    copy = corpus / "corpus.jsonl"
+    same = copy.is_file() and not copy.is_symlink() and copy.stat().st_size == corpus_file.stat().st_size
+    if not same:  # a copy, not a link: corpus scans take only regular files inside the folder
+        import shutil
+
+        copy.unlink(missing_ok=True)
+        tmp = corpus / ".corpus.jsonl.tmp"
+        shutil.copyfile(corpus_file, tmp)
+        tmp.replace(copy)
     target = index or home / "index"
-    build(settings.replace(corpus=corpus, index=target), Embedder(settings.model))
+    build(settings.replace(corpus=corpus, index=target), Embedder.for_use(settings, "build"))
     return target
 
 
 def evaluate_beir(settings: Settings, folder: Path, split: str = "train", index: Path | None = None) -> BeirReport:
     """`jn-qa eval-beir`: nDCG@10 and Recall@100 for BM25, dense, plain RRF and jn-qa on one index."""
-    from .embedding import Embedder
+    from .engine import Engine
     from .search import Searcher
     from .store import open_current
 
     queries, qrels = load_beir_queries(folder, split)
     path = beir_index(settings, folder, index)
-    searcher = Searcher(open_current(path), Embedder(settings.model), settings.candidates)
+    engine = Engine(settings.replace(index=path))
+    searcher = Searcher(
+        open_current(path), engine.embedder, settings.candidates, stages=engine.stages(), rewrite=settings.rewrite
+    )
     return run_beir(searcher, queries, qrels, split)

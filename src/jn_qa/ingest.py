@@ -10,25 +10,35 @@ Metadata precedence: sidecar > what the file itself states (front matter, HTML m
 from __future__ import annotations
 
 import codecs
+import contextlib
+import errno
 import hashlib
-import io
 import json
 import logging
+import os
 import re
-from collections.abc import Iterator
+import stat
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from .cleaning import PAGE_BREAK, clean_text
+from . import metadata
+from .cleaning import clean_blocks, clean_text
 from .errors import CorpusError, UnsupportedSource
-from .schema import META_FIELDS, Document, Source, SourceMeta
+from .formats.common import Block, Extraction
+from .schema import Document, Source, SourceMeta
+
+log = logging.getLogger("jn_qa")
 
 TEXT_SUFFIXES = {".txt": "txt", ".md": "md", ".markdown": "md"}
-SUFFIXES = {**TEXT_SUFFIXES, ".html": "html", ".htm": "html", ".pdf": "pdf"}
+SUFFIXES = {**TEXT_SUFFIXES, ".html": "html", ".htm": "html", ".xhtml": "html", ".pdf": "pdf", ".docx": "docx"}
 SIDECAR = ".meta.json"
 BEIR_CORPUS = "corpus.jsonl"
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# Parentheses for BEIR ids such as SQuAD's `Sky_(United_Kingdom)-p0`; slugs of added files never hold them.
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._()-]{0,127}$")
+MAX_FRONT_MATTER = 16 * 1024  # characters: metadata is a few lines; more is a mistake or an attack
+MAX_SIDECAR_BYTES = 64 * 1024
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*(?:\n|\Z)", re.S)
 
 
@@ -38,7 +48,9 @@ class Extracted:
 
     raw_text: str
     markdown: bool
-    stated: dict[str, str]
+    stated: dict[str, Any]  # as the file states it (front matter may hold dates, numbers, lists): checked later
+    blocks: tuple[Block, ...] = ()  # a structured format's document; when given, raw_text is only its text
+    note: str = ""  # where in the file the stated fields were found (kept in the sidecar's note)
 
 
 def sha256(data: bytes) -> str:
@@ -96,56 +108,40 @@ def extract(data: bytes, kind: str, name: str) -> Extracted:
         return _extract_html(data, name)
     if kind == "pdf":
         return _extract_pdf(data, name)
-    raise UnsupportedSource(f"{name}: unsupported type; use .txt, .md, .html or .pdf")
+    if kind == "docx":
+        return _extract_docx(data, name)
+    raise UnsupportedSource(f"{name}: unsupported type; use .txt, .md, .html, .pdf or .docx")
 
 
-def _parse_front_matter(block: str, name: str) -> dict[str, str]:
+def _parse_front_matter(block: str, name: str) -> dict[str, Any]:
+    """YAML front matter without anchors or aliases (a 400-byte alias bomb expands to gigabytes), capped in size."""
     import yaml
 
+    if len(block) > MAX_FRONT_MATTER:
+        raise UnsupportedSource(f"{name}: front matter is longer than {MAX_FRONT_MATTER:,} characters")
     try:
+        for event in yaml.parse(block, Loader=yaml.SafeLoader):  # events only: nothing is expanded yet
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise UnsupportedSource(f"{name}: front matter uses YAML anchors or aliases (& or *); write values out")
         data = yaml.safe_load(block)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, TypeError, RecursionError):  # ValueError: a date such as 2023-02-30
         raise UnsupportedSource(f"{name}: front matter is not valid YAML") from None
     if not isinstance(data, dict):
         return {}
-    return {k: str(v) for k, v in data.items() if k in META_FIELDS and v not in (None, "")}
+    return {k: v for k, v in data.items() if k in metadata.FIELDS}
 
 
 def _extract_html(data: bytes, name: str) -> Extracted:
-    import trafilatura
+    from .formats import html
 
-    html = decode_text(data, name, fallback=_declared_charset(data))
+    markup = decode_text(data, name, fallback=_declared_charset(data))
     try:  # a parser of untrusted input: any failure of it means the file cannot be read
-        text = trafilatura.extract(html, output_format="markdown", include_comments=False, include_tables=True)
-        meta = trafilatura.extract_metadata(html)
+        ex = html.extract(markup)
     except Exception as e:
         raise UnsupportedSource(f"{name}: the HTML could not be parsed ({type(e).__name__})") from None
-    if not text or not text.strip():
-        raise UnsupportedSource(f"{name}: no readable main text found in the HTML")
-    stated: dict[str, str] = {}
-    if meta is not None:
-        for ours, theirs in (("title", "title"), ("author", "author"), ("publisher", "sitename"), ("url", "url")):
-            value = getattr(meta, theirs, None)
-            if value:
-                stated[ours] = str(value)
-    published = _html_published(html)
-    if published:
-        stated["published"] = published
-    return Extracted(text, True, stated)
+    return _from_blocks(ex, f"{name}: no readable main text found in the HTML")
 
 
-_DATE_META = {
-    "article:published_time",
-    "citation_publication_date",
-    "citation_date",
-    "dc.date",
-    "date",
-    "pubdate",
-    "datepublished",
-}
-_TIME_TAG = re.compile(r"<time[^>]*datetime=[\"']([^\"']+)[\"']", re.I)
-_META_TAG = re.compile(r"<meta\s[^>]*>", re.I)
-_ATTR = re.compile(r"""([\w:.-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 _CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.I)
 
 
@@ -154,47 +150,47 @@ def _declared_charset(data: bytes) -> str | None:
     return m.group(1).decode("ascii") if m else None
 
 
-def _html_published(html: str) -> str | None:
-    """Only a date the page states in its metadata; never a guess from the URL or the text."""
-    for tag in _META_TAG.findall(html):
-        attrs = {k.lower(): a or b for k, a, b in _ATTR.findall(tag)}
-        key = (attrs.get("property") or attrs.get("name") or attrs.get("itemprop") or "").lower()
-        if key in _DATE_META and attrs.get("content", "").strip():
-            return attrs["content"].strip()[:10]
-    m = _TIME_TAG.search(html)
-    return m.group(1).strip()[:10] if m else None
-
-
 def _extract_pdf(data: bytes, name: str) -> Extracted:
-    from pypdf import PdfReader
-    from pypdf.errors import FileNotDecryptedError
+    from .formats import pdf
 
     if b"%PDF-" not in data[:1024]:  # the header may follow a little junk, as readers allow
         raise UnsupportedSource(f"{name}: not a PDF file")
-    # pypdf logs every repair it makes; the outcome (text, or one refusal line) is what users need.
-    logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:  # a parser of untrusted input: any failure of it means the file cannot be read
-        reader = PdfReader(io.BytesIO(data))
-        pages = [(page.extract_text() or "").replace(PAGE_BREAK, " ") for page in reader.pages]
-        info = reader.metadata or {}
-        stated = {ours: _pdf_field(info.get(theirs)) for ours, theirs in (("title", "/Title"), ("author", "/Author"))}
-    except FileNotDecryptedError:
+        ex = pdf.extract(data)
+    except PermissionError:
         raise UnsupportedSource(f"{name}: the PDF is encrypted; save an unprotected copy first") from None
     except Exception as e:
-        raise UnsupportedSource(f"{name}: the PDF could not be read ({type(e).__name__})") from None
-    if not any(p.strip() for p in pages):
-        raise UnsupportedSource(f"{name}: the PDF has no extractable text (scanned images need OCR first)")
-    if _JUNK_PDF_TITLE.search(stated.get("title") or ""):
-        stated["title"] = ""
-    return Extracted(PAGE_BREAK.join(pages), False, {k: v for k, v in stated.items() if v})
+        cause = e.args[0] if type(e).__name__ == "PdfminerException" and e.args else e  # pdfplumber wraps pdfminer's
+        if type(cause).__name__ in ("FileNotDecryptedError", "PDFPasswordIncorrect", "PDFEncryptionError"):
+            raise UnsupportedSource(f"{name}: the PDF is encrypted; save an unprotected copy first") from None
+        raise UnsupportedSource(f"{name}: the PDF could not be read ({type(cause).__name__})") from None
+    return _from_blocks(ex, f"{name}: the PDF has no extractable text (scanned images need OCR first)")
 
 
-# What word processors leave in a PDF's title field: a file name, not the work's title.
-_JUNK_PDF_TITLE = re.compile(r"^(?:microsoft \w+ - |untitled\b)|\.(?:docx?|pdf|odt|rtf|txt|pages|indd)$", re.I)
+def _extract_docx(data: bytes, name: str) -> Extracted:
+    from .formats import docx
+
+    if not data.startswith(b"PK\x03\x04"):
+        raise UnsupportedSource(f"{name}: not a Word .docx file")
+    try:  # a parser of untrusted input: any failure of it means the file cannot be read
+        ex = docx.extract(data)
+    except Exception as e:
+        raise UnsupportedSource(f"{name}: the Word file could not be read ({type(e).__name__})") from None
+    return _from_blocks(ex, f"{name}: the Word file has no text")
 
 
-def _pdf_field(value: Any) -> str:
-    return " ".join(str(value).split()) if value is not None else ""
+def _from_blocks(ex: Extraction, empty: str) -> Extracted:
+    """A structured format's extraction as an Extracted; `empty` is the refusal when it holds no text."""
+    if not any(b.text.strip() for b in ex.blocks):
+        raise UnsupportedSource(empty)
+    note = "; ".join(f"{k}: {v}" for k, v in ex.found.items())
+    return Extracted(
+        "\n\n".join(b.text for b in ex.blocks),
+        False,
+        dict(ex.stated),
+        blocks=ex.blocks,
+        note=f"From the file: {note}" if note else "",
+    )
 
 
 def make_source(source_id: str, data: bytes, kind: str, origin: str, meta: dict[str, Any] | None = None) -> Source:
@@ -202,22 +198,27 @@ def make_source(source_id: str, data: bytes, kind: str, origin: str, meta: dict[
     return source_from(source_id, extract(data, kind, origin), data, origin, meta)
 
 
-def source_from(source_id: str, ex: Extracted, data: bytes, origin: str, meta: dict[str, Any] | None = None) -> Source:
+def source_from(
+    source_id: str, ex: Extracted, data: bytes, origin: str, meta: Mapping[str, Any] | None = None
+) -> Source:
     """An extracted file + sidecar metadata -> a Source; sidecar fields win over what the file states."""
-    doc = clean_text(ex.raw_text, markdown=ex.markdown)
+    doc = clean_blocks(ex.blocks) if ex.blocks else clean_text(ex.raw_text, markdown=ex.markdown)
     if not doc.text.strip():
         raise UnsupportedSource(f"{origin}: no text left after cleaning")
-    fields = {**ex.stated, **{k: v for k, v in (meta or {}).items() if v not in (None, "")}}
+    checked = merged_meta(ex, meta, origin)
+    for line in checked.dropped:
+        log.warning("%s", line)
+    fields = checked.fields
     title = fields.get("title") or _first_line(doc) or source_id
     return Source(
         meta=SourceMeta(
             id=source_id,
-            title=str(title),
-            author=_opt(fields.get("author")),
-            publisher=_opt(fields.get("publisher")),
-            published=_opt(fields.get("published")),
-            url=_opt(fields.get("url")),
-            note=_opt(fields.get("note")),
+            title=title,
+            author=fields.get("author"),
+            publisher=fields.get("publisher"),
+            published=fields.get("published"),
+            url=fields.get("url"),
+            note=fields.get("note"),
         ),
         doc=doc,
         content_hash=sha256(data),
@@ -225,8 +226,11 @@ def source_from(source_id: str, ex: Extracted, data: bytes, origin: str, meta: d
     )
 
 
-def _opt(value: Any) -> str | None:
-    return str(value) if value not in (None, "") else None
+def merged_meta(ex: Extracted, meta: Mapping[str, Any] | None, origin: str) -> metadata.Checked:
+    """What the file states, overridden by its sidecar (or the caller), each value checked (`metadata.stated`)."""
+    own = metadata.stated({**ex.stated, "note": ex.note} if ex.note else ex.stated, origin)
+    side = metadata.stated(meta, sidecar_name(origin))
+    return metadata.Checked({**own.fields, **side.fields}, own.dropped + side.dropped)
 
 
 def _first_line(doc: Document) -> str:
@@ -238,11 +242,47 @@ def sidecar_path(path: Path) -> Path:
     return path.with_name(path.stem + SIDECAR)
 
 
-def _sidecar_bytes(path: Path) -> bytes:
+def sidecar_name(origin: str) -> str:
+    return Path(origin).stem + SIDECAR
+
+
+class NotRegular(Exception):
+    """A path that is a symbolic link, a FIFO, a device or a folder: never read as a source or a sidecar."""
+
+
+@contextlib.contextmanager
+def open_regular(path: Path) -> Iterator[IO[bytes]]:
+    """Open a regular file for reading without following a symlink or blocking on a FIFO; NotRegular otherwise."""
     try:
-        return sidecar_path(path).read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENXIO, errno.EISDIR):
+            raise NotRegular(str(path)) from None
+        raise
+    f = os.fdopen(fd, "rb")
+    with f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegular(str(path))
+        yield f
+
+
+def read_regular(path: Path, limit: int | None = None) -> bytes:
+    """A regular file's bytes (at most `limit` + 1 of them, so the caller can tell it is over)."""
+    with open_regular(path) as f:
+        return f.read() if limit is None else f.read(limit + 1)
+
+
+def _sidecar_bytes(path: Path) -> bytes:
+    side = sidecar_path(path)
+    try:
+        raw = read_regular(side, MAX_SIDECAR_BYTES)
     except FileNotFoundError:
         return b""
+    except NotRegular:
+        raise CorpusError(f"{side.name}: not a regular file (a link, FIFO or device)") from None
+    if len(raw) > MAX_SIDECAR_BYTES:
+        raise CorpusError(f"{side.name}: metadata is over {MAX_SIDECAR_BYTES:,} bytes")
+    return raw
 
 
 def parse_sidecar(raw: bytes, name: str) -> dict[str, Any]:
@@ -250,11 +290,11 @@ def parse_sidecar(raw: bytes, name: str) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise CorpusError(f"{name}: unreadable metadata ({e})") from None
     if not isinstance(data, dict):
         raise CorpusError(f"{name}: metadata must be a JSON object")
-    return {k: data.get(k) for k in (*META_FIELDS, "note") if k in data}
+    return {k: data.get(k) for k in metadata.FIELDS if k in data}
 
 
 @dataclass(frozen=True)
@@ -269,21 +309,44 @@ class Entry:
 
 
 def scan(corpus: Path) -> tuple[list[Entry], list[str]]:
-    """List the sources in a corpus folder without parsing them; also the files skipped, with why."""
+    """List the sources in a corpus folder without parsing them; also the files skipped, with why.
+
+    Only regular files inside the folder count: a symbolic link (which could point anywhere), a FIFO
+    (which would block the reader forever) or a device is skipped, and so is a source whose sidecar is one.
+    """
     if not corpus.is_dir():
         raise CorpusError(f"corpus folder not found: {corpus}")
     entries: list[Entry] = []
     skipped: list[str] = []
     try:
-        paths = sorted(corpus.iterdir())
+        with os.scandir(corpus) as it:
+            listing = sorted(it, key=lambda d: d.name)
     except OSError as e:
         raise CorpusError(f"cannot read corpus folder {corpus}: {e.strerror}") from None
-    for path in paths:
-        name = path.name
-        if name.startswith(".") or name.endswith(SIDECAR) or not path.is_file():
+    names = {d.name for d in listing}
+    for item in listing:
+        name = item.name
+        path = Path(item.path)
+        if name.startswith("."):
+            continue
+        try:
+            regular = item.is_file(follow_symlinks=False)
+            if not regular and item.is_dir(follow_symlinks=False):
+                continue  # sub-folders are not sources
+        except OSError:
+            regular = False
+        if name.endswith(SIDECAR):
+            if not any(f"{name[: -len(SIDECAR)]}{suffix}" in names for suffix in SUFFIXES):
+                skipped.append(f"{name}: metadata without a source file; ignored (the next add removes it)")
+            continue
+        if not regular:
+            what = "a symbolic link" if item.is_symlink() else "not a regular file"
+            skipped.append(f"{name}: {what}; only regular files inside the corpus folder are read")
             continue
         if name == BEIR_CORPUS:
-            entries.extend(_scan_beir(path))
+            beir, beir_skipped = _scan_beir(path)
+            entries.extend(beir)
+            skipped.extend(beir_skipped)
             continue
         kind = SUFFIXES.get(path.suffix.lower())
         if kind is None:
@@ -293,29 +356,58 @@ def scan(corpus: Path) -> tuple[list[Entry], list[str]]:
             skipped.append(f"{name}: file name is not a valid source id")
             continue
         try:
-            data = path.read_bytes()
+            data = read_regular(path)
             digest = sha256(data + _sidecar_bytes(path))
+        except NotRegular:
+            skipped.append(f"{name}: not a regular file; only regular files inside the corpus folder are read")
+            continue
+        except CorpusError as e:  # its sidecar is not a regular file, or too large
+            skipped.append(f"{name}: {e.message}")
+            continue
         except OSError as e:
             raise CorpusError(f"cannot read {name}: {e.strerror}") from None
         entries.append(Entry(path.stem, path, kind, digest, sha256(data)))
     seen: dict[str, Entry] = {}
-    for e in entries:
-        if e.id in seen:
-            raise CorpusError(f"two sources share the id {e.id!r}: {seen[e.id].path.name} and {e.path.name}")
-        seen[e.id] = e
+    for entry in entries:
+        if entry.id in seen:
+            raise CorpusError(
+                f"two sources share the id {entry.id!r}: {seen[entry.id].path.name} and {entry.path.name}"
+            )
+        seen[entry.id] = entry
     return entries, skipped
 
 
-def _scan_beir(path: Path) -> Iterator[Entry]:
-    with path.open("rb") as f:
+def _scan_beir(path: Path) -> tuple[list[Entry], list[str]]:
+    """One Entry per line; a line whose id is not a valid source id, or whose text or title is not text, is
+    skipped with the reason. A line that is not a JSON object with an _id stops the scan (the file is broken)."""
+    entries: list[Entry] = []
+    skipped: list[str] = []
+    with open_regular(path) as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                doc_id = str(json.loads(line)["_id"])
-            except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
+                row = json.loads(line)
+                raw_id = row["_id"]
+            except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError, RecursionError):
                 raise CorpusError(f"{path.name}, line {n}: not a JSON object with an _id") from None
-            yield Entry(doc_id, path, "beir", sha256(line))
+            why = _beir_problem(row, raw_id)
+            if why:
+                skipped.append(f"{path.name}, line {n}: {why}; skipped")
+                continue
+            entries.append(Entry(str(raw_id), path, "beir", sha256(line)))
+    return entries, skipped
+
+
+def _beir_problem(row: dict[str, Any], raw_id: Any) -> str:
+    if isinstance(raw_id, bool) or not isinstance(raw_id, str | int):
+        return f"_id must be text, not {type(raw_id).__name__}"
+    if not valid_id(str(raw_id)):
+        return f"_id {str(raw_id)[:60]!r} is not a valid source id"
+    for key in ("text", "title"):
+        if row.get(key) is not None and not isinstance(row[key], str):
+            return f"{key} must be text, not {type(row[key]).__name__}"
+    return ""
 
 
 def load(entries: list[Entry]) -> Iterator[Source]:
@@ -326,7 +418,7 @@ def load(entries: list[Entry]) -> Iterator[Source]:
             wanted.setdefault(e.path, set()).add(e.fingerprint)
     rows: dict[str, dict[str, Any]] = {}
     for path, prints in wanted.items():
-        with path.open("rb") as f:
+        with _reading(path), open_regular(path) as f:
             for line in f:
                 if line.strip() and (digest := sha256(line)) in prints:
                     rows[digest] = json.loads(line)
@@ -336,23 +428,37 @@ def load(entries: list[Entry]) -> Iterator[Source]:
                 raise CorpusError(f"{e.path.name}: the line for {e.id!r} changed while reading")
             yield beir_source(rows[e.fingerprint], e.path.name, e.fingerprint)
             continue
-        try:
-            data, side = e.path.read_bytes(), _sidecar_bytes(e.path)
-        except OSError as err:
-            raise CorpusError(f"cannot read {e.path.name}: {err.strerror}") from None
+        with _reading(e.path):
+            data, side = read_regular(e.path), _sidecar_bytes(e.path)
         if sha256(data + side) != e.fingerprint:  # else the index would record text it does not hold
             raise CorpusError(f"{e.path.name} changed while it was being read; run the build again")
         yield make_source(e.id, data, e.kind, e.path.name, parse_sidecar(side, sidecar_path(e.path).name))
 
 
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """A file scanned a moment ago that is now unreadable, gone or no longer a regular file: one clear line."""
+    try:
+        yield
+    except NotRegular:
+        raise CorpusError(f"{path.name} changed while it was being read; run the build again") from None
+    except OSError as err:
+        raise CorpusError(f"cannot read {path.name}: {err.strerror}") from None
+
+
 def beir_source(row: dict[str, Any], origin: str, content_hash: str) -> Source:
-    text = str(row.get("text") or "")
-    title = str(row.get("title") or "").strip()
+    """One BEIR line (checked by `_scan_beir`) -> a Source; its title passes the same check as any metadata."""
+    source_id = str(row["_id"])
+    text = row.get("text") or ""
+    checked = metadata.stated({"title": row.get("title")}, f"{origin}, {source_id}")
+    for line in checked.dropped:
+        log.warning("%s", line)
+    title = checked.fields.get("title", "")
     doc = clean_text(text, detect_headings=False)
     if not doc.text:
-        doc = clean_text(title or str(row["_id"]), detect_headings=False)
+        doc = clean_text(title or source_id, detect_headings=False)
     return Source(
-        meta=SourceMeta(id=str(row["_id"]), title=title or str(row["_id"])),
+        meta=SourceMeta(id=source_id, title=title or source_id),
         doc=doc,
         content_hash=content_hash,
         origin=origin,

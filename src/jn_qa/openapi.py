@@ -50,12 +50,35 @@ class ResultOut(BaseModel):
     explain: dict[str, Any] | None = Field(None, description="Present when explain=true.")
 
 
+class RewriteOut(BaseModel):
+    kind: str = Field(
+        ..., description="typo (a word neither the corpus's nor English) or acronym (the corpus defines it)."
+    )
+    typed: str
+    meant: str
+
+
+class FiltersOut(BaseModel):
+    """The filters the search used, echoed back (empty lists and nulls when none)."""
+
+    source: list[str]
+    publisher: list[str]
+    author: list[str]
+    since: str | None
+    until: str | None
+
+
 class AnswerOut(BaseModel):
     query: str
+    searched_for: str | None = Field(
+        None, description="What was searched for when it differs from the query: typos corrected, acronyms noted."
+    )
+    rewrites: list[RewriteOut] = Field(default_factory=list, description="Each change made to the query.")
     answer_found: bool = Field(..., description="False when the sources do not appear to answer the question.")
     confidence: float = Field(..., description="Calibrated 0-1; compare with threshold.")
     threshold: float
     version: str = Field(..., description="Index version that answered.")
+    filters: FiltersOut
     results: list[ResultOut] = Field(..., description="Answers, or the nearest passages when answer_found is false.")
 
 
@@ -90,8 +113,10 @@ _ERRORS = {
     409: "Another build or corpus change is running; retry later.",
     413: "Upload larger than JNQA_MAX_UPLOAD_MB, or too many files.",
     415: "A file jn-qa cannot read: unsupported type, empty, corrupt, binary or undecodable.",
-    422: "Invalid input; the message names the parameter (empty or over-long question, k outside 1-100 or not an integer, malformed body).",
-    503: "No index is loaded (build one with 'jn-qa build').",
+    422: "Invalid input; the message names the parameter (empty or over-long question, k outside 1-100 or not an "
+    "integer, an unknown source id, publisher or author, an empty filter value, a malformed date or body, an unknown "
+    "parameter or citation format).",
+    503: "No index is loaded (build one with 'jn-qa build'); on admin routes, the corpus folder is read-only.",
     507: "The disk is full: nothing was added.",
 }
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib.resources import files
 from typing import Any, Protocol
@@ -137,6 +137,7 @@ class RankInput:
     query: str
     candidates: Candidates
     passage_text: Callable[[int], str]  # passage number -> its text
+    sentence_text: Callable[[int, int], str] | None = None  # (passage number, sentence row) -> its text
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,7 @@ class Ranking:
     order: np.ndarray  # candidate positions, best first
     linear: LinearModel | None = None
     sentence_scores: np.ndarray | None = None
+    reader: Mapping[int, float] | None = None  # sentence row -> the reader's logit, for the sentences it read
 
 
 class Ranker(Protocol):
@@ -196,34 +198,6 @@ class FeatureRanker:
     def rank(self, given: RankInput, previous: Ranking | None) -> Ranking:
         scores = given.candidates.column(self.feature)
         return Ranking(scores, _order(scores))
-
-
-class HeadRescorer(Protocol):
-    """A model that re-scores the head of a ranking (rerank.CrossEncoderStage)."""
-
-    @property
-    def top(self) -> int: ...
-
-    def rerank(
-        self, query: str, texts: Mapping[int, str], scores: np.ndarray, order: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]: ...
-
-
-@dataclass(frozen=True)
-class Rescore:
-    """A later stage: re-scores the top candidates of the previous ranking with a HeadRescorer."""
-
-    rescorer: HeadRescorer
-    name: str = "rescore"
-    pool: str = Pool.BOTH
-
-    def rank(self, given: RankInput, previous: Ranking | None) -> Ranking:
-        if previous is None:
-            raise ValueError("a re-scoring stage needs a ranking before it")
-        c = given.candidates
-        texts = {int(i): given.passage_text(int(c.ids[int(i)])) for i in previous.order[: self.rescorer.top]}
-        scores, order = self.rescorer.rerank(given.query, texts, previous.scores, previous.order)
-        return replace(previous, scores=scores, order=order)
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,14 @@
 """Query -> ranked passages: lexical and dense candidates, features, second-stage scoring.
 
-Pure with respect to I/O: it reads an opened IndexVersion and calls the embedder once per query;
-everything after the query encode is vectorised numpy over the candidates and their sentences.
+Pure with respect to I/O: it reads an opened version (store.PassageStore), asks a candidate store
+(stores.CandidateStore: the folder's FAISS + bm25s, or Qdrant) for the BM25 and dense candidates, and
+calls the embedder once per query; everything after is vectorised numpy over the candidates and their sentences.
 """
 
 from __future__ import annotations
 
 import time
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -15,7 +17,9 @@ import numpy as np
 from .abstention import specifics
 from .embedding import Embedder
 from .errors import InvalidInput
+from .facets import allowed_sources
 from .lexical import QueryTerms, tokenize
+from .query import QueryPlan
 from .ranking import (
     BASELINES,
     FEATURES,
@@ -28,25 +32,33 @@ from .ranking import (
     Ranker,
     Ranking,
     RankInput,
-    Rescore,
     default_ranker,
     reciprocal_rank,
     then,
 )
-from .rerank import CrossEncoderStage
+from .schema import Filters
 from .store import Csr, PassageStore
 from .stores import CandidateStore, FolderStore
 
 MAX_QUERY_CHARS = 1000
-MODES = ("hybrid", "lexical", "dense", "rrf")  # all but hybrid are the baselines evaluations report
+MODES = ("hybrid", "ranker", "lexical", "dense", "rrf")  # all but hybrid are the baselines evaluations report
+
+
+# Characters that show nothing on their own: controls, format characters (zero-width space and joiners,
+# BOM, soft hyphen, bidi marks), unassigned and private-use code points, combining marks without a base.
+_INVISIBLE = frozenset(("Cc", "Cf", "Cn", "Co", "Cs", "Mn", "Me", "Zl", "Zp", "Zs"))
 
 
 def clean_query(query: str) -> str:
+    """The question with its whitespace collapsed, or InvalidInput: empty (nothing visible in it: only
+    spaces, zero-width characters, a BOM...), over-long, or not valid text (a lone surrogate)."""
     q = " ".join(str(query).split())
-    if not q:
-        raise InvalidInput("the question is empty")
     if len(q) > MAX_QUERY_CHARS:
         raise InvalidInput(f"the question is longer than {MAX_QUERY_CHARS} characters")
+    if any("\ud800" <= ch <= "\udfff" for ch in q):
+        raise InvalidInput("the question is not valid text (it holds a lone surrogate)")
+    if not any(unicodedata.category(ch) not in _INVISIBLE for ch in q):
+        raise InvalidInput("the question is empty")
     return q
 
 
@@ -61,6 +73,7 @@ class Retrieved:
     bm25_ceiling: float = 0.0  # the most BM25 any passage could score for these terms
     specifics_missing: float = 0.0  # IDF-weighted share of the question's specifics absent from the best source
     timings: dict[str, float] = field(default_factory=dict)
+    plan: QueryPlan | None = None  # what was searched for: typos corrected, acronyms spelled out
 
     @property
     def scores(self) -> np.ndarray:
@@ -76,9 +89,9 @@ class Retrieved:
 
 
 class Searcher:
-    """Retrieves candidates (BM25 and dense), computes their features, and hands them to a Ranker.
+    """Retrieves candidates (BM25 and dense, from `store`), computes their features, and hands them to a Ranker.
 
-    The default ranker is the learned linear model, followed by the cross-encoder when one is set;
+    The default ranker is the learned linear model, followed by `stages` (the reader);
     `ranker_for(mode)` gives a single-signal baseline instead (for evaluations).
     """
 
@@ -88,8 +101,8 @@ class Searcher:
         embedder: Embedder,
         candidates: int = 100,
         ranker: LinearModel | None = None,
-        cross_encoder: CrossEncoderStage | None = None,
         stages: Sequence[Ranker] = (),
+        rewrite: bool = True,
         store: CandidateStore | None = None,
     ) -> None:
         self.version = version
@@ -98,10 +111,9 @@ class Searcher:
             raise ValueError(f"store answers for {self.store.version}, not {version.name}")
         self.embedder = embedder
         self.n_candidates = candidates
+        self.rewrite = rewrite
         self.model = ranker or default_ranker()
-        self.ranker: Ranker = then(
-            LinearRanker(self.model), Rescore(cross_encoder) if cross_encoder is not None else None, *stages
-        )
+        self.ranker: Ranker = then(LinearRanker(self.model), *stages)
         self.source_of = version.passages.source
         self._vectors = np.asarray(version.vectors)
         self._sentence_vectors = _float32_if_small(version.sentence_vectors)
@@ -113,6 +125,8 @@ class Searcher:
         """'hybrid': the default ranker; 'lexical', 'dense', 'rrf': that baseline."""
         if mode == "hybrid":
             return self.ranker
+        if mode == "ranker":
+            return LinearRanker(self.model)
         try:
             return BASELINES[mode]
         except KeyError:
@@ -135,26 +149,30 @@ class Searcher:
         sources: Sequence[str] | None = None,
         ranker: Ranker | None = None,
         vector: np.ndarray | None = None,
+        filters: Filters | None = None,
     ) -> Retrieved:
-        """Rank the query's candidates with `ranker` (the default ranker when None); `vector` skips the encode."""
+        """Rank the query's candidates with `ranker` (the default ranker when None); `vector` skips the encode.
+
+        `filters` (or the shorthand `sources`) limit the passages searched, resolved once by facets.allowed_sources
+        into the sources the candidate store may return.
+        """
         ranker = ranker or self.ranker
         v = self.version
         timings: dict[str, float] = {}
-        q = clean_query(query)
+        plan = self.plan(query)
+        q = plan.text
         t = time.perf_counter()
         qv = self.embedder.encode_queries([q])[0] if vector is None else np.asarray(vector, dtype=np.float32)
         timings["encode"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        terms = tokenize(q)
-        if sources:
-            for sid in sources:
-                v.source_index(sid)  # an unknown source is an error, whichever store answers
-        lex_ids = self.store.lexical(terms, self.n_candidates, sources).ids
+        terms = tokenize(" ".join((q, *plan.extra_terms)))
+        allowed = self.allowed(filters if filters is not None else Filters.of(source=sources))
+        lex_ids = self.store.lexical(terms, self.n_candidates, allowed).ids
         timings["lexical"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        dense_ids = self.store.dense(qv, self.n_candidates, sources).ids
+        dense_ids = self.store.dense(qv, self.n_candidates, allowed).ids
         timings["dense"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -165,11 +183,26 @@ class Searcher:
         timings["features"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        ranking = ranker.rank(RankInput(q, cands, v.passage_text), None)
+        ranking = ranker.rank(RankInput(plan.expanded, cands, v.passage_text, self.sentence_text), None)
         order = ranking.order
         missing = self.specifics_missing(q, int(self.source_of[int(cands.ids[order[0]])])) if len(order) else 0.0
         timings["rerank"] = time.perf_counter() - t
-        return Retrieved(q, terms, cands, ranking, self.lexical.ceiling(qt), missing, timings)
+        return Retrieved(plan.asked, terms, cands, ranking, self.lexical.ceiling(qt), missing, timings, plan)
+
+    def allowed(self, filters: Filters) -> list[int] | None:
+        """Positions of the sources `filters` admit, None when nothing is filtered; each store turns them into
+        its own filter (a passage mask over the folder, a payload filter in Qdrant)."""
+        return allowed_sources(self.version.meta, filters) if filters else None
+
+    def plan(self, query: str) -> QueryPlan:
+        """The question cleaned and rewritten against this version's words and acronyms (what is searched for)."""
+        q = clean_query(query)
+        return self.version.query_aids().plan(q) if self.rewrite else QueryPlan(q, q)
+
+    def sentence_text(self, passage: int, row: int) -> str:
+        """The text of one sentence row of a passage."""
+        start, end = (int(x) for x in self.version.sentences.values[row])
+        return self.version.text(int(self.source_of[passage]))[start:end]
 
     def specifics_missing(self, query: str, source: int) -> float:
         """IDF-weighted share of the query's specifics (names, numbers) that occur nowhere in the source.
@@ -280,7 +313,8 @@ def _group_max(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
         return values
     best = np.full(int(groups.max()) + 1, -np.inf)
     np.maximum.at(best, groups, values)
-    return best[groups]
+    out: np.ndarray = best[groups]
+    return out
 
 
 def rank_positions(ids: np.ndarray, ranked: np.ndarray) -> np.ndarray:

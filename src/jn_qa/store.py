@@ -19,8 +19,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
+import re
+import secrets
 import shutil
+import stat
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,16 +35,23 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .config import ENCODERS
 from .errors import Busy, IndexUnavailable, ModelMismatch, NotFound
 from .files import clear_stale_temps, file_sha256, fsync_dir, write_atomic
 from .lexical import Lexical
+from .query import QueryAids
 from .schema import Passage, Source, SourceMeta, Span
 from .vectors import Hits, VectorIndex
 
+log = logging.getLogger("jn_qa")
 FORMAT = 1
+VERSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")  # a plain name: no separators, never ..
+MAX_CURRENT_BYTES = 256
+_NOTED: set[str] = set()
 KEY_BYTES = 32  # a passage's content key: a sha256 digest
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
+QUERY_AIDS = "query_aids.json"
 PASSAGE_COLUMNS = ("source", "start", "end", "page", "section")  # passages.npy, one int64 row per passage
 
 
@@ -202,19 +214,79 @@ class Layout:
         return self.versions / name
 
     def current_name(self) -> str | None:
+        """The version to serve: what CURRENT names, or, when CURRENT is damaged, the newest version (see
+        `read_current`)."""
+        return self.read_current().name
+
+    def read_current(self) -> Pointer:
+        """The one reader of CURRENT. A pointer that is not a small regular file holding a plain version name
+        (bytes that are not UTF-8, a path such as ../../etc, a folder, a FIFO, a link) is damaged: the newest
+        version present is used instead, with a one-line note saying so. Never blocks, never raises."""
+        raw, problem = self._current_bytes()
+        if raw is None and not problem:
+            return Pointer(None)
+        if not problem:
+            try:
+                name = raw.decode("utf-8").strip() if raw is not None else ""
+            except UnicodeDecodeError:
+                name, problem = "", "is not UTF-8 text"
+            if not problem and not VERSION_NAME.fullmatch(name):
+                problem = f"names {name[:40]!r}, which is not a version name" if name else "is empty"
+            if not problem:
+                return Pointer(name)
+        names = self.list_versions()
+        fallback = names[-1] if names else None
+        note = f"{self.current_file} {problem}; " + (
+            f"using the newest version, {fallback}" if fallback else "no version to fall back to"
+        )
+        if note not in _NOTED:  # once per process, not at every poll of the watcher
+            _NOTED.add(note)
+            log.warning("%s", note)
+        return Pointer(fallback, note)
+
+    def _current_bytes(self) -> tuple[bytes | None, str]:
+        """CURRENT's bytes (None when absent), or why it cannot be read as a pointer."""
         try:
-            name = self.current_file.read_text(encoding="utf-8").strip()
+            st = os.lstat(self.current_file)
         except (FileNotFoundError, NotADirectoryError):
-            return None
-        return name or None
+            return None, ""
+        except OSError as e:
+            return None, f"cannot be read ({e.strerror})"
+        if not stat.S_ISREG(st.st_mode):
+            return None, "is not a regular file"
+        if st.st_size > MAX_CURRENT_BYTES:
+            return None, f"is {st.st_size:,} bytes, too long for a version name"
+        try:
+            fd = os.open(self.current_file, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None, ""
+        except OSError as e:
+            return None, f"cannot be read ({e.strerror})"
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None, "is not a regular file"
+            return os.read(fd, MAX_CURRENT_BYTES + 1), ""
+        except OSError as e:
+            return None, f"cannot be read ({e.strerror})"
+        finally:
+            os.close(fd)
 
     def list_versions(self) -> list[str]:
         if not self.versions.is_dir():
             return []
-        return sorted(p.name for p in self.versions.iterdir() if (p / MANIFEST).exists())
+        return sorted(
+            p.name for p in self.versions.iterdir() if VERSION_NAME.fullmatch(p.name) and (p / MANIFEST).is_file()
+        )
 
     def set_current(self, name: str) -> None:
-        """Atomically point CURRENT at a published version (write, fsync, rename, fsync dir)."""
+        """Atomically point CURRENT at a published version (write, fsync, rename, fsync dir). A damaged CURRENT
+        that is a folder cannot be renamed over: it is moved into tmp/ first (only under the lock)."""
+        if not VERSION_NAME.fullmatch(name):
+            raise ValueError(f"not a version name: {name!r}")
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISDIR(os.lstat(self.current_file).st_mode):
+                self.tmp.mkdir(parents=True, exist_ok=True)
+                os.replace(self.current_file, self.tmp / f"damaged-CURRENT-{secrets.token_hex(4)}")
         write_atomic(self.current_file, (name + "\n").encode("utf-8"))
         fsync_dir(self.root)
 
@@ -235,6 +307,14 @@ class Layout:
             yield
         finally:
             os.close(fd)
+
+
+@dataclass(frozen=True)
+class Pointer:
+    """What CURRENT says: the version to serve (None: no index yet), and a note when CURRENT was damaged."""
+
+    name: str | None
+    note: str = ""
 
 
 def new_version_name(after: str | None = None) -> str:
@@ -264,6 +344,7 @@ class VersionData:
     manifest: dict[str, Any] = field(default_factory=dict)
     title_vectors: np.ndarray | None = None  # (sources, dim) float32: each source's title, encoded
     sentence_terms: tuple[np.ndarray, np.ndarray] | None = None  # CSR over sentences: lexical term ids
+    query_aids: QueryAids | None = None  # the sources' words and acronyms, for rewriting questions
 
 
 def write_version(folder: Path, data: VersionData) -> dict[str, Any]:
@@ -308,6 +389,8 @@ def write_version(folder: Path, data: VersionData) -> dict[str, Any]:
     np.save(folder / "passage_keys.npy", np.asarray(data.passage_keys, dtype=f"S{KEY_BYTES}").reshape(-1))
     if data.title_vectors is not None:
         np.save(folder / "title_vectors.npy", np.ascontiguousarray(data.title_vectors, dtype=np.float32))
+    if data.query_aids is not None:
+        _write_json(folder / QUERY_AIDS, data.query_aids.to_json())
     if data.sentence_terms is not None:
         np.save(folder / "sentence_terms_ptr.npy", np.asarray(data.sentence_terms[0], dtype=np.int64))
         np.save(folder / "sentence_terms.npy", np.asarray(data.sentence_terms[1], dtype=np.int32))
@@ -391,7 +474,13 @@ def load_manifest(folder: Path) -> Manifest:
 
 
 def check_model(manifest: Manifest, model_name: str, model_hash: str) -> None:
-    """Refuse an index whose vectors came from another model: their scores would be meaningless."""
+    """Refuse an index whose vectors came from another model: their scores would be meaningless.
+
+    The rule for encoder backends: what must match is the model's source weights (their hash). Any backend
+    run from those weights (torch, onnx, onnx-int8, openvino) may encode queries for an index whose
+    passages any of them encoded (docs/benchmarks.md, Encoder backends: the dev gold figures are the same
+    for fp32 backends). An index recording a backend or precision this version does not know is refused.
+    """
     built = manifest.model
     if built.hash != model_hash:
         raise ModelMismatch(
@@ -399,6 +488,24 @@ def check_model(manifest: Manifest, model_name: str, model_hash: str) -> None:
             f"but the configured model is {model_name!r} (weights {model_hash[:12]}); "
             f"rebuild with 'jn-qa build --full' or set JNQA_MODEL={built.name or None}"
         )
+    encoder = encoder_of(manifest)
+    if encoder.get("backend") not in ENCODERS[1:] or encoder.get("precision") not in ("fp32", "int8"):
+        raise ModelMismatch(
+            f"the index was built with encoder backend {encoder.get('backend')!r} "
+            f"({encoder.get('precision')!r}), which this version cannot serve; rebuild with 'jn-qa build --full'"
+        )
+
+
+def encoder_of(manifest: Manifest) -> dict[str, Any]:
+    """The manifest's encoder record; an index from before backends existed was encoded by torch."""
+    recorded = manifest.raw.get("encoder")
+    if isinstance(recorded, dict):
+        return dict(recorded)
+    return {"backend": "torch", "precision": "fp32", "hash": manifest.model.hash, "kernel": ""}
+
+
+def encoder_precision(manifest: Manifest) -> str:
+    return str(encoder_of(manifest).get("precision"))
 
 
 # ---------------------------------------------------------------- reading
@@ -424,6 +531,7 @@ class PassageStore(Protocol):
     meta: list[SourceMeta]
 
     def dense_search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> Hits: ...
+    def query_aids(self) -> QueryAids: ...
     def row(self, i: int) -> PassageRow: ...
     def passage_text(self, i: int) -> str: ...
     def text(self, i: int) -> str: ...
@@ -469,6 +577,8 @@ class IndexVersion:
         self.meta = [_meta(s) for s in self._sources]
         self.ids = {s["id"]: i for i, s in enumerate(self._sources)}
         self.text = lru_cache(maxsize=256)(self._text)
+        self._aids: QueryAids | None = None
+        self._aids_lock = threading.Lock()
 
     @classmethod
     def open(cls, folder: Path, verify: bool = True) -> IndexVersion:
@@ -502,6 +612,18 @@ class IndexVersion:
 
     def source_record(self, i: int) -> dict[str, Any]:
         return dict(self._sources[i])
+
+    def query_aids(self) -> QueryAids:
+        """The version's vocabulary and acronym table; derived from its texts once for versions built before
+        they were stored."""
+        with self._aids_lock:
+            if self._aids is None:
+                path = self.folder / QUERY_AIDS
+                if path.is_file():
+                    self._aids = QueryAids.from_json(json.loads(path.read_text(encoding="utf-8")))
+                else:
+                    self._aids = QueryAids.from_texts(self.text(i) for i in range(len(self.meta)))
+            return self._aids
 
     def _text(self, i: int) -> str:
         a, b = self._sources[i]["bytes"]

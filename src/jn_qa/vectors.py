@@ -90,6 +90,7 @@ class VectorIndex:
         if n < MIN_TRAIN[kind]:
             kind = "flat"
         x = np.ascontiguousarray(vectors, dtype=np.float32)
+        index: Any  # faiss's bundled stubs type each index class apart and miss some attributes
         if kind == "flat":
             index = faiss.IndexFlatIP(dim)
         elif kind == "hnsw":
@@ -146,10 +147,11 @@ class VectorIndex:
         """Per-call search parameters (thread-safe: nothing on the shared index object changes)."""
         import faiss
 
+        params: Any = faiss  # the parameter classes are missing from or mistyped in faiss's stubs
         if self.kind == "hnsw":
-            return faiss.SearchParametersHNSW(efSearch=max(self.effort, k))
+            return params.SearchParametersHNSW(efSearch=max(self.effort, k))
         if self.kind.startswith("ivf"):
-            return faiss.SearchParametersIVF(nprobe=max(1, min(self.effort, self.index.nlist)))
+            return params.SearchParametersIVF(nprobe=max(1, min(self.effort, self.index.nlist)))
         return None
 
 

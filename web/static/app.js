@@ -8,7 +8,20 @@
   var shown = location.pathname + location.search;  // the address whose results are on screen
 
   function showCopyButtons(root) {
-    root.querySelectorAll("button.copy[hidden]").forEach(function (b) { b.hidden = false; });
+    root.querySelectorAll(".copy-group[hidden]").forEach(function (b) { b.hidden = false; });
+  }
+
+  // The citation the copy button copies: the note shown on the card, or the format chosen beside it.
+  function citationFor(button) {
+    var group = button.closest(".copy-group");
+    var select = group && group.querySelector("select.cite-format");
+    var format = select ? select.value : "";
+    if (!format) { return Promise.resolve(button.getAttribute("data-citation") || ""); }
+    var url = button.getAttribute("data-cite") + "?format=" + encodeURIComponent(format);
+    return fetch(url, { credentials: "same-origin" }).then(function (response) {
+      if (!response.ok) { throw new Error("citation not available"); }
+      return response.text();
+    });
   }
 
   function copyText(text) {
@@ -34,7 +47,7 @@
     var button = event.target.closest && event.target.closest("button.copy");
     if (!button) { return; }
     var label = "Copy citation";
-    copyText(button.getAttribute("data-citation") || "").then(function () {
+    citationFor(button).then(copyText).then(function () {
       button.textContent = "Copied";
       button.setAttribute("data-state", "done");
     }, function () {
@@ -58,10 +71,10 @@
       var doc = new DOMParser().parseFromString(html, "text/html");
       var fresh = doc.getElementById("results");
       if (!fresh) { throw new Error("no results in page"); }
-      results.replaceWith(fresh);
+      // The heading and form change too (compact on results, filters kept): take the page's whole main.
+      var main = document.querySelector("main"), freshMain = doc.querySelector("main");
+      if (main && freshMain && freshMain.contains(fresh)) { main.replaceWith(freshMain); } else { results.replaceWith(fresh); }
       document.title = doc.title;
-      var q = document.getElementById("q"), freshQ = doc.getElementById("q");
-      if (q && freshQ) { q.value = freshQ.value; }
       var footer = document.querySelector("footer.site"), freshFooter = doc.querySelector("footer.site");
       if (footer && freshFooter) { footer.replaceWith(freshFooter); }
       if (push) { history.pushState({ jnqa: true }, "", url); }

@@ -15,7 +15,8 @@ from typing import Protocol
 import numpy as np
 
 from ..config import Settings
-from ..store import IndexVersion, top_k
+from ..facets import source_mask
+from ..store import IndexVersion, PassageStore, top_k
 from ..vectors import Hits
 
 
@@ -38,14 +39,16 @@ OVERFETCH = 16  # extra lexical hits a remote store returns, so a tie at the cut
 class CandidateStore(Protocol):
     """Candidate retrieval over one index version: dense and BM25 top-k, and BM25 of given passages.
 
-    `sources` restricts results to those source ids (a payload filter in Qdrant, a row mask in a folder).
+    `sources` restricts results to the passages of those sources (positions in the version's catalogue, as
+    facets.allowed_sources gives them; None: all, empty: none): a passage mask over a folder, a payload filter
+    in Qdrant.
     """
 
     version: str
 
-    def dense(self, query: np.ndarray, k: int, sources: Sequence[str] | None = None) -> Hits: ...
+    def dense(self, query: np.ndarray, k: int, sources: Sequence[int] | None = None) -> Hits: ...
 
-    def lexical(self, terms: Sequence[str], k: int, sources: Sequence[str] | None = None) -> Hits: ...
+    def lexical(self, terms: Sequence[str], k: int, sources: Sequence[int] | None = None) -> Hits: ...
 
     def lexical_scores(self, terms: Sequence[str], ids: np.ndarray) -> np.ndarray: ...
 
@@ -53,10 +56,10 @@ class CandidateStore(Protocol):
 class FolderStore:
     """The version folder's own FAISS and bm25s indexes."""
 
-    def __init__(self, version: IndexVersion) -> None:
+    def __init__(self, version: PassageStore) -> None:
         self._v = version
         self.version = version.name
-        self._last = threading.local()  # the BM25 list of this thread's last query: asked for twice per search
+        self._last = threading.local()  # this thread's last BM25 list and mask: each is asked for twice per search
 
     def _bm25(self, terms: Sequence[str]) -> np.ndarray:
         key = tuple(terms)
@@ -65,20 +68,20 @@ class FolderStore:
             self._last.key = key
         return np.asarray(self._last.bm)
 
-    def mask(self, sources: Sequence[str] | None) -> np.ndarray | None:
-        if not sources:
+    def mask(self, sources: Sequence[int] | None) -> np.ndarray | None:
+        if sources is None:
             return None
-        mask = np.zeros(self._v.size, dtype=np.float32)
-        for sid in sources:
-            r = self._v.source_passages(self._v.source_index(sid))
-            mask[r.start : r.stop] = 1.0
-        return mask
+        key = tuple(sources)
+        if getattr(self._last, "sources", None) != key:
+            self._last.mask = source_mask(self._v, key)
+            self._last.sources = key
+        return np.asarray(self._last.mask)
 
-    def dense(self, query: np.ndarray, k: int, sources: Sequence[str] | None = None) -> Hits:
+    def dense(self, query: np.ndarray, k: int, sources: Sequence[int] | None = None) -> Hits:
         mask = self.mask(sources)
         return self._v.dense_search(query, k, None if mask is None else np.flatnonzero(mask))
 
-    def lexical(self, terms: Sequence[str], k: int, sources: Sequence[str] | None = None) -> Hits:
+    def lexical(self, terms: Sequence[str], k: int, sources: Sequence[int] | None = None) -> Hits:
         mask = self.mask(sources)
         bm = self._bm25(terms) if mask is None else self._bm25(terms) * mask
         top = top_k(bm, k + OVERFETCH)

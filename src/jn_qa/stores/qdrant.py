@@ -120,7 +120,9 @@ def bm25_rows(token_lists: Sequence[Sequence[str]], vocabulary: dict[str, int]) 
     """
     lengths = np.array([max(1, len(t)) for t in token_lists], dtype=np.float64)
     avgdl = float(lengths.mean()) if len(lengths) else 1.0
-    ptr, terms, values = [0], [], []
+    ptr: list[int] = [0]
+    terms: list[int] = []
+    values: list[float] = []
     for tokens, dl in zip(token_lists, lengths, strict=True):
         counts = sorted((vocabulary[t], c) for t, c in Counter(tokens).items() if t in vocabulary)
         norm = K1 * (1 - B + B * dl / avgdl)
@@ -216,7 +218,7 @@ def create(client: Any, version: IndexVersion, layout: Layout = Layout()) -> str
         replication_factor=layout.replicas,
     )
     if not _local(client):  # the embedded mode filters by scanning and warns that indexes do nothing there
-        client.create_payload_index(name, "source", models.PayloadSchemaType.KEYWORD)
+        client.create_payload_index(name, "source_row", models.PayloadSchemaType.INTEGER)
     client.upload_points(name, _points(version), batch_size=UPLOAD_BATCH, wait=True)
     verify(client, name, version)
     return name
@@ -333,11 +335,11 @@ class QdrantStore:
         self._vocabulary: dict[str, int] = dict(version.lexical.vocabulary)
         self._idf = idf(version.lexical)
 
-    def _filter(self, sources: Sequence[str] | None, ids: np.ndarray | None = None) -> Any:
+    def _filter(self, sources: Sequence[int] | None, ids: np.ndarray | None = None) -> Any:
         models = _models()
         must: list[Any] = []
-        if sources:
-            must.append(models.FieldCondition(key="source", match=models.MatchAny(any=list(sources))))
+        if sources is not None:
+            must.append(models.FieldCondition(key="source_row", match=models.MatchAny(any=[int(i) for i in sources])))
         if ids is not None:
             must.append(models.HasIdCondition(has_id=[int(i) for i in ids]))
         return models.Filter(must=must) if must else None
@@ -353,13 +355,15 @@ class QdrantStore:
             np.array([int(p.id) for p in points], dtype=np.int64), np.array([p.score for p in points], np.float32)
         )
 
-    def dense(self, query: np.ndarray, k: int, sources: Sequence[str] | None = None) -> Hits:
+    def dense(self, query: np.ndarray, k: int, sources: Sequence[int] | None = None) -> Hits:
+        if sources is not None and not len(sources):
+            return Hits.empty()
         q = np.asarray(query, dtype=np.float32).tolist()
         return self._query(q, DENSE, min(k, self.size), self._filter(sources))
 
-    def lexical(self, terms: Sequence[str], k: int, sources: Sequence[str] | None = None) -> Hits:
+    def lexical(self, terms: Sequence[str], k: int, sources: Sequence[int] | None = None) -> Hits:
         q = sparse_query(terms, self._vocabulary, self._idf)
-        if not q.indices:
+        if not q.indices or (sources is not None and not len(sources)):
             return Hits.empty()
         hits = self._query(q, BM25, min(k + OVERFETCH, self.size), self._filter(sources))
         return settled(positive(hits), k, BM25_DECIMALS)

@@ -1,0 +1,348 @@
+"""Encoder backends: one transformer's forward pass run by torch, ONNX Runtime (fp32 or int8) or OpenVINO.
+
+The transformer of any sentence-transformers model folder (a SentenceTransformer's or a CrossEncoder's) is
+exported once to ONNX with torch's own exporter, quantised to int8 with onnxruntime's dynamic quantiser
+(kernels chosen for the CPU it runs on) or converted to OpenVINO's format, and cached under the cache
+folder (a temporary folder, then one `os.replace`), keyed by the source weights' hash. Tokenising,
+pooling and activations stay with sentence-transformers; only the forward pass changes, so the backend
+returns the same outputs torch would: token embeddings (`last_hidden_state`) for an encoder, logits for a
+cross-encoder. sentence-transformers' own `backend="onnx"/"openvino"` needs optimum-onnx or optimum-intel,
+which pin transformers below the 5.x that sentence-transformers 6 installs (docs/benchmarks.md, Encoder
+backends); onnxruntime and openvino alone have no such pin.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import tempfile
+import threading
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .config import ENCODERS
+from .errors import ConfigError
+from .files import file_sha256
+
+log = logging.getLogger(__name__)
+
+AUTO, TORCH, *_rest = ENCODERS
+BACKENDS = (TORCH, *_rest)
+USES = ("query", "build", "reader")
+# The measured choice per use (docs/benchmarks.md, Encoder backends): fp32 ONNX Runtime for one short input
+# at a time (int8 was faster but moved one dev question off rank 1); OpenVINO for the bulk encode of a build.
+DEFAULTS = {"query": "onnx", "build": "openvino", "reader": "onnx"}
+# Vectors from backends of one precision are interchangeable within a build (cosine >= 0.9999 to torch);
+# int8 vectors (cosine about 0.99) are not mixed with them in one index.
+PRECISION = {TORCH: "fp32", "onnx": "fp32", "openvino": "fp32", "onnx-int8": "int8"}
+EXPORT_FORMAT = 1  # bump when the export recipe changes: old exports are then made again, not reused
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+OUTPUTS = {"feature-extraction": "last_hidden_state", "text-classification": "logits"}
+RECORD = "export.json"
+
+
+def choose(setting: str, use: str) -> str:
+    """The backend for one use: the setting itself, or the measured default when it is 'auto'."""
+    value = setting.strip().lower() or AUTO
+    if value == AUTO:
+        return DEFAULTS[use]
+    if value not in BACKENDS:
+        raise ConfigError(f"encoder {setting!r} is not one of {', '.join((AUTO, *BACKENDS))}")
+    return value
+
+
+def int8_kernel() -> str:
+    """Which int8 recipe suits this CPU: avx512_vnni, avx2 (also any older x86) or arm64."""
+    machine = platform.machine().lower()
+    if machine in ("arm64", "aarch64"):
+        return "arm64"
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="ignore")
+    except OSError:
+        flags = ""
+    return "avx512_vnni" if "avx512_vnni" in flags else "avx2"
+
+
+def _quantise(src: Path, dst: Path, kernel: str) -> None:
+    """onnxruntime's dynamic quantiser with the settings ONNX Runtime documents for each CPU family.
+
+    u8 activations against s8 weights use VNNI and ARM dot-product instructions at full range; AVX2
+    without VNNI can saturate its 16-bit intermediate sums, so there the weights use 7 bits (reduce_range).
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        src,
+        dst,
+        weight_type=QuantType.QInt8,
+        per_channel=kernel != "avx2",
+        reduce_range=kernel == "avx2",
+        op_types_to_quantize=["MatMul", "Gemm"],
+        extra_options={"MatMulConstBOnly": True},
+    )
+
+
+@dataclass(frozen=True)
+class Export:
+    """One exported model file in the cache, with what it was made from."""
+
+    backend: str
+    path: Path  # the .onnx or OpenVINO .xml file
+    hash: str  # sha256 of the weights file it runs (.onnx or .bin)
+    kernel: str  # the int8 recipe, or "" for fp32
+    outputs: str  # the graph's output: last_hidden_state or logits
+    inputs: tuple[str, ...]
+
+
+class Runner(Protocol):
+    backend: str
+
+    @property
+    def export(self) -> Export | None: ...  # read-only here, so a runner that always has one (Export) fits
+
+    def __call__(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray: ...
+
+
+def exports_root() -> Path:
+    from .embedding import cache_dir
+
+    return cache_dir() / "exports"
+
+
+def task_of(model: Any) -> str:
+    from sentence_transformers import CrossEncoder
+
+    return "text-classification" if isinstance(model, CrossEncoder) else "feature-extraction"
+
+
+def transformer_of(model: Any) -> Any:
+    """The transformers model inside a SentenceTransformer or CrossEncoder."""
+    inner = getattr(model, "transformers_model", None)
+    if inner is None:
+        inner = model[0].auto_model
+    return inner
+
+
+def export(model: Any, source_hash: str, backend: str) -> Export:
+    """The cached export of `model`'s transformer for `backend`, made now if it is not there yet."""
+    if backend not in BACKENDS or backend == TORCH:
+        raise ConfigError(f"no export for backend {backend!r}")
+    task = task_of(model)
+    kernel = int8_kernel() if backend == "onnx-int8" else ""
+    folder = exports_root() / f"{source_hash[:16]}-{task}-v{EXPORT_FORMAT}"
+    name = {"onnx": "onnx", "onnx-int8": f"onnx-int8-{kernel}", "openvino": "openvino"}[backend]
+    target = folder / name
+    record = target / RECORD
+    if not record.is_file():
+        if backend != "onnx":
+            export(model, source_hash, "onnx")  # both are made from the fp32 ONNX graph
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder, prefix=f".{name}-") as tmp:
+            staged = Path(tmp) / name
+            staged.mkdir()
+            with quiet():
+                made = _make(model, staged, backend, task, kernel, folder / "onnx")
+            (staged / RECORD).write_text(json.dumps(made), encoding="utf-8")
+            try:
+                os.replace(staged, target)
+            except OSError:  # another process published it first: use theirs
+                if not record.is_file():
+                    raise
+        log.info("exported %s (%s) to %s", backend, task, target)
+    made = json.loads(record.read_text(encoding="utf-8"))
+    return Export(
+        backend=backend,
+        path=target / made["file"],
+        hash=made["hash"],
+        kernel=made["kernel"],
+        outputs=made["outputs"],
+        inputs=tuple(made["inputs"]),
+    )
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """Exporters' and converters' notes are not the product's to show.
+
+    onnxruntime's quantiser logs through the root logger, which would also configure it (basicConfig) for the
+    whole process; a handler held there for the duration keeps it unconfigured.
+    """
+    root = logging.getLogger()
+    hold = logging.NullHandler()
+    level = root.level
+    root.addHandler(hold)
+    root.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        root.setLevel(level)
+        root.removeHandler(hold)
+
+
+def _make(model: Any, tmp: Path, backend: str, task: str, kernel: str, onnx_folder: Path) -> dict[str, Any]:
+    output = OUTPUTS[task]
+    if backend == "onnx":
+        names = _export_onnx(model, tmp / "model.onnx", output)
+        file, weights = "model.onnx", tmp / "model.onnx"
+    else:
+        names = json.loads((onnx_folder / RECORD).read_text(encoding="utf-8"))["inputs"]
+        if backend == "onnx-int8":
+            file = f"model_qint8_{kernel}.onnx"
+            _quantise(onnx_folder / "model.onnx", tmp / file, kernel)
+            weights = tmp / file
+        else:
+            import openvino as ov
+
+            ov.save_model(
+                ov.convert_model(onnx_folder / "model.onnx"), tmp / "openvino_model.xml", compress_to_fp16=False
+            )
+            file, weights = "openvino_model.xml", tmp / "openvino_model.bin"
+    return {"file": file, "hash": file_sha256(weights), "kernel": kernel, "outputs": output, "inputs": list(names)}
+
+
+def _export_onnx(model: Any, path: Path, output: str) -> list[str]:
+    """torch.onnx.export of the transformer alone, dynamic in batch and sequence length."""
+    import torch
+
+    inner = transformer_of(model)
+    sample = model.preprocess([("a sample query", "a sample passage")] if output == "logits" else ["a sample passage"])
+    names = [k for k in INPUTS if k in sample]
+
+    class Forward(torch.nn.Module):
+        def __init__(self, m: Any) -> None:
+            super().__init__()
+            self.m = m
+
+        def forward(self, *args: Any) -> Any:
+            return getattr(self.m(**dict(zip(names, args, strict=True))), output)
+
+    wrapper = Forward(inner).eval()
+    axes = {k: {0: "batch", 1: "sequence"} for k in names}
+    axes[output] = {0: "batch", 1: "sequence"} if output == "last_hidden_state" else {0: "batch"}
+    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's notes on shapes it records as constants; none apply here
+        torch.onnx.export(
+            wrapper,
+            tuple(sample[k] for k in names),
+            str(path),
+            input_names=names,
+            output_names=[output],
+            dynamic_axes=axes,
+            opset_version=17,
+            dynamo=False,
+        )
+    inner.eval()  # the exporter restores the wrapper's training flag on everything inside it
+    return names
+
+
+class OnnxRunner:
+    def __init__(self, exported: Export, threads: int) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads  # 0: one per core
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.backend = exported.backend
+        self.export = exported
+        self._session = ort.InferenceSession(str(exported.path), options, providers=["CPUExecutionProvider"])
+        self._names = [i.name for i in self._session.get_inputs()]
+
+    def __call__(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        feed = {k: np.asarray(inputs[k], dtype=np.int64) for k in self._names}
+        output: np.ndarray = self._session.run([self.export.outputs], feed)[0]
+        return output
+
+
+class OpenVinoRunner:
+    """An OpenVINO CPU model: fp32 weights, at the plugin's default inference precision for this CPU."""
+
+    def __init__(self, exported: Export, threads: int) -> None:
+        import openvino as ov
+
+        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        core = ov.Core()
+        self.backend = exported.backend
+        self.export = exported
+        self._compiled = core.compile_model(core.read_model(exported.path), "CPU", config)
+        self._names = [i.get_any_name() for i in self._compiled.inputs]
+        self._lock = threading.Lock()  # one infer request, one caller at a time
+        self._request = self._compiled.create_infer_request()
+
+    def __call__(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        feed = {k: np.asarray(inputs[k], dtype=np.int64) for k in self._names}
+        with self._lock:
+            result = self._request.infer(feed)
+            return np.array(result[self._compiled.outputs[0]], dtype=np.float32)
+
+
+def runner(model: Any, source_hash: str, backend: str, threads: int = 0) -> Runner | None:
+    """A forward pass for `backend`, or None for torch; a backend that cannot load falls back to torch.
+
+    The fallback is one logged line saying why (a missing package, an export that failed): the model
+    still works, at torch's speed.
+    """
+    if backend == TORCH:
+        return None
+    try:
+        exported = export(model, source_hash, backend)
+        return OpenVinoRunner(exported, threads) if backend == "openvino" else OnnxRunner(exported, threads)
+    except Exception as e:  # any failure to import, export or compile leaves the torch model working
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        log.warning("notice: encoder backend %s unavailable (%s); using torch", backend, reason[:200])
+        return None
+
+
+def features_np(features: Mapping[str, Any], names: Sequence[str]) -> dict[str, np.ndarray]:
+    return {k: features[k].numpy() if hasattr(features[k], "numpy") else np.asarray(features[k]) for k in names}
+
+
+class FastCrossEncoder:
+    """A CrossEncoder's `predict` with its forward pass on a backend: scores as `CrossEncoder.predict` gives them."""
+
+    def __init__(self, model: Any, run: Runner | None) -> None:
+        self.model = model
+        self.run = run
+
+    @property
+    def backend(self) -> str:
+        return self.run.backend if self.run else TORCH
+
+    def predict(self, pairs: Sequence[tuple[str, str]], batch_size: int = 32) -> np.ndarray:
+        if self.run is None:
+            return np.asarray(self.model.predict(list(pairs), batch_size=batch_size, show_progress_bar=False))
+        import torch
+
+        out: list[np.ndarray] = []
+        for b in range(0, len(pairs), batch_size):
+            features = self.model.preprocess([tuple(p) for p in pairs[b : b + batch_size]])
+            logits = self.run(features_np(features, self.run.export.inputs if self.run.export else INPUTS))
+            with torch.no_grad():
+                scores = self.model.activation_fn(torch.from_numpy(np.asarray(logits, dtype=np.float32)))
+            out.append(scores.numpy())
+        scores = np.concatenate(out) if out else np.zeros((0, 1), dtype=np.float32)
+        return scores[:, 0] if scores.ndim == 2 and scores.shape[1] == 1 else scores
+
+
+def cross_encoder(folder: Path, setting: str = AUTO, threads: int = 1) -> FastCrossEncoder:
+    """A CrossEncoder from a local folder, its forward pass on the backend chosen for the reader."""
+    from .embedding import offline, weights_hash
+
+    offline()
+    from sentence_transformers import CrossEncoder
+
+    model = CrossEncoder(str(folder), device="cpu", local_files_only=True)
+    model.eval()
+    return FastCrossEncoder(model, runner(model, weights_hash(folder), choose(setting, "reader"), threads))

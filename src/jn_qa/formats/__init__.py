@@ -1,0 +1,1 @@
+"""One extractor per document format (HTML, PDF, Word), each yielding the same record: `common.Extraction`."""

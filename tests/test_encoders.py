@@ -1,0 +1,233 @@
+"""Encoder backends: each loads offline and encodes like torch, exports once, falls back with a notice."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import socket
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from conftest import FakeEmbedder
+from jn_qa import encoders
+from jn_qa.build import build
+from jn_qa.config import Settings
+from jn_qa.embedding import Embedder, resolve_model
+from jn_qa.errors import ConfigError, ModelMismatch
+from jn_qa.store import Layout, Manifest, check_model, read_manifest
+
+FAST = ("onnx", "onnx-int8", "openvino")
+# How close each backend's unit vectors come to torch's (cosine): fp32 graphs agree to rounding; int8 does not.
+MIN_COSINE = {"onnx": 0.9999, "openvino": 0.999, "onnx-int8": 0.98}
+QUESTIONS = [
+    "When did Japan and NATO sign the Individual Partnership and Cooperation Programme?",
+    "ITPP",
+    "cyber " * 400,  # past the model's length limit: truncated the same way
+]
+PASSAGES = [
+    "Japan and NATO agreed the IPCP in 2014. It defined only the basic direction of cooperation.",
+    "The ITPP covers 2023-26. Its effects remain undetermined!",
+]
+SPANS = [[(0, 38), (39, 91)], [(0, 26), (27, 57)]]
+
+
+def needs(backend: str) -> None:
+    pytest.importorskip("onnxruntime" if backend.startswith("onnx") else "openvino")
+    pytest.importorskip("onnx")
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One export cache for the module: each backend is exported once here, then reused."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture
+def in_cache(cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    return cache
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("network access attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+@pytest.fixture(scope="module")
+def torch_embedder() -> Embedder:
+    return Embedder("all-MiniLM-L6-v2")
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("backend", FAST)
+def test_each_backend_loads_offline_and_encodes_like_torch(
+    backend: str, in_cache: Path, no_network: None, torch_embedder: Embedder
+) -> None:
+    needs(backend)
+    fast = Embedder("all-MiniLM-L6-v2", encoder=backend, use="build")
+    assert fast.backend == backend
+    got = fast.encode_queries(QUESTIONS[:1])
+    want = torch_embedder.encode_queries(QUESTIONS[:1])
+    assert got.shape == want.shape and got.dtype == np.float32
+    assert cosines(got, want).min() >= MIN_COSINE[backend]
+    batch = fast.encode_queries(QUESTIONS)  # padded batches: the mask keeps padding out of the mean
+    assert cosines(batch, torch_embedder.encode_queries(QUESTIONS)).min() >= MIN_COSINE[backend]
+    enc, ref = fast.encode_passages(PASSAGES, SPANS), torch_embedder.encode_passages(PASSAGES, SPANS)
+    assert cosines(enc.passages, ref.passages).min() >= MIN_COSINE[backend]
+    for mine, theirs in zip(enc.sentences, ref.sentences, strict=True):  # pooled from the graph's token vectors
+        assert mine.shape == theirs.shape
+        assert cosines(mine, theirs).min() >= MIN_COSINE[backend]
+    record = fast.encoder_record()
+    assert record["backend"] == backend and record["precision"] == encoders.PRECISION[backend]
+    assert record["hash"] != torch_embedder.file_hash  # the exported weights, not the source's
+    assert record["kernel"] == (encoders.int8_kernel() if backend == "onnx-int8" else "")
+
+
+@pytest.mark.model
+def test_the_export_is_cached_and_reused(in_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    needs("onnx-int8")
+    first = Embedder("all-MiniLM-L6-v2", encoder="onnx-int8")
+    record = first.encoder_record()
+    exported = list((in_cache / "jn-qa" / "exports").rglob(encoders.RECORD))
+    assert exported and not list((in_cache / "jn-qa" / "exports").rglob(".onnx*"))  # no temporary folder left
+
+    def no_export(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(encoders, "_make", no_export)
+    second = Embedder("all-MiniLM-L6-v2", encoder="onnx-int8")
+    assert second.encoder_record() == record
+    assert np.array_equal(second.encode_queries(["ITPP"]), first.encode_queries(["ITPP"]))
+
+
+@pytest.mark.model
+def test_a_backend_that_cannot_load_falls_back_to_torch_with_a_one_line_notice(
+    in_cache: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, torch_embedder: Embedder
+) -> None:
+    def missing(*args: Any, **kwargs: Any) -> None:
+        raise ModuleNotFoundError("No module named 'onnxruntime'")
+
+    monkeypatch.setattr(encoders, "OnnxRunner", missing)
+    with caplog.at_level(logging.WARNING, logger="jn_qa"):
+        fell = Embedder("all-MiniLM-L6-v2", encoder="onnx-int8")
+        assert fell.backend == "torch"
+    notices = [r.getMessage() for r in caplog.records if "notice" in r.getMessage()]
+    assert notices == ["notice: encoder backend onnx-int8 unavailable (No module named 'onnxruntime'); using torch"]
+    assert np.array_equal(fell.encode_queries(QUESTIONS[:1]), torch_embedder.encode_queries(QUESTIONS[:1]))
+    assert fell.encoder_record() == {"backend": "torch", "precision": "fp32", "hash": fell.file_hash, "kernel": ""}
+
+
+def test_the_setting_chooses_per_use_and_refuses_unknown_names() -> None:
+    assert [encoders.choose("auto", use) for use in encoders.USES] == [encoders.DEFAULTS[u] for u in encoders.USES]
+    assert encoders.choose(" OpenVINO ", "query") == "openvino"
+    with pytest.raises(ConfigError):
+        encoders.choose("tensorrt", "query")
+    with pytest.raises(ConfigError, match="encoder must be one of"):
+        Settings.from_env({"JNQA_ENCODER": "tensorrt"})
+    assert Settings.from_env({"JNQA_ENCODER": "torch"}).encoder == "torch"
+
+
+@pytest.mark.parametrize(
+    ("machine", "flags", "kernel"),
+    [
+        ("aarch64", "", "arm64"),
+        ("arm64", "", "arm64"),
+        ("x86_64", "avx2 avx512_vnni", "avx512_vnni"),
+        ("x86_64", "avx2", "avx2"),
+    ],
+)
+def test_the_int8_kernel_follows_the_cpu(
+    machine: str, flags: str, kernel: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(platform, "machine", lambda: machine)  # the module encoders calls machine() on
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"flags\t\t: fpu sse {flags}\n")
+    real = Path
+
+    monkeypatch.setattr(encoders, "Path", lambda p: cpuinfo if p == "/proc/cpuinfo" else real(p))
+    assert encoders.int8_kernel() == kernel
+
+
+def manifest(backend: str | None, precision: str = "fp32", model_hash: str = "h" * 64) -> Manifest:
+    m: dict[str, Any] = {"model": {"name": "m", "hash": model_hash}, "counts": {"sources": 1, "passages": 1}}
+    if backend is not None:
+        m["encoder"] = {"backend": backend, "precision": precision, "hash": "e" * 64, "kernel": ""}
+    return Manifest.parse(m, "v1")
+
+
+def test_any_backend_of_the_same_weights_serves_and_an_unknown_one_is_refused() -> None:
+    for backend, precision in encoders.PRECISION.items():
+        check_model(manifest(backend, precision), "m", "h" * 64)
+    check_model(manifest(None), "m", "h" * 64)  # an index from before backends: torch
+    with pytest.raises(ModelMismatch, match="encoder backend 'tensorrt'"):
+        check_model(manifest("tensorrt"), "m", "h" * 64)
+    with pytest.raises(ModelMismatch, match="rebuild with 'jn-qa build --full'"):
+        check_model(manifest("onnx", "fp8"), "m", "h" * 64)
+    with pytest.raises(ModelMismatch, match="weights"):
+        check_model(manifest("onnx-int8", "int8"), "m", "g" * 64)
+
+
+class FakeBackendEmbedder(FakeEmbedder):
+    def __init__(self, backend: str) -> None:
+        super().__init__()
+        self.requested = backend
+
+    def encoder_record(self) -> dict[str, str]:
+        return {**super().encoder_record(), "precision": encoders.PRECISION[self.requested]}
+
+
+def test_a_build_records_its_encoder_and_does_not_mix_precisions(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("Japan and NATO agreed the IPCP in 2014. It set a direction.\n", encoding="utf-8")
+    settings = Settings(corpus=corpus, index=tmp_path / "index")
+    build(settings, FakeBackendEmbedder("openvino"))
+    layout = Layout(settings.index)
+    first = read_manifest(layout.version(layout.current_name() or ""))
+    assert first["encoder"]["backend"] == "openvino"
+    (corpus / "b.txt").write_text("The ITPP covers the years 2023 to 2026.\n", encoding="utf-8")
+    same = build(settings, FakeBackendEmbedder("torch"))  # fp32 vectors are interchangeable: a's are reused
+    assert same.passages_reused == 1 and not same.full
+    (corpus / "c.txt").write_text("Cyber defence is part of the programme.\n", encoding="utf-8")
+    other = build(settings, FakeBackendEmbedder("onnx-int8"))  # int8 vectors are not mixed with fp32 ones
+    assert other.full and other.passages_reused == 0 and other.reason == "encoder precision changed"
+    last = read_manifest(layout.version(layout.current_name() or ""))
+    assert last["encoder"]["precision"] == "int8"
+
+
+@pytest.fixture(scope="module")
+def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CrossEncoder made from the bundled MiniLM (untrained head, one label): enough to compare backends."""
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("ce") / "tiny-ce"
+    CrossEncoder(str(resolve_model("all-MiniLM-L6-v2")), num_labels=1, device="cpu").save(str(folder))
+    return folder
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("backend", FAST)
+def test_a_cross_encoder_folder_runs_on_each_backend(
+    backend: str, tiny_cross_encoder: Path, in_cache: Path, no_network: None
+) -> None:
+    needs(backend)
+    pairs = [("When was the ITPP agreed?", p) for p in PASSAGES] + [("Who?", "cyber " * 600)]
+    fast = encoders.cross_encoder(tiny_cross_encoder, backend)
+    assert fast.backend == backend
+    want = np.asarray(encoders.cross_encoder(tiny_cross_encoder, "torch").predict(pairs))
+    got = fast.predict(pairs)
+    assert got.shape == want.shape == (len(pairs),)
+    assert np.abs(got - want).max() <= (0.05 if backend == "onnx-int8" else 1e-3)
+    assert any("text-classification" in p.name for p in encoders.exports_root().iterdir())
