@@ -21,8 +21,8 @@ from jn_qa.config import Settings
 from jn_qa.engine import Engine
 from jn_qa.evaluate import gold_report, load_gold, run_gold
 from jn_qa.lexical import Lexical, tokenize
-from jn_qa.schema import Answer
-from jn_qa.stores import qdrant
+from jn_qa.schema import Answer, Filters
+from jn_qa.stores import FolderStore, qdrant
 from library_support import embedder, free_port, seed_copy
 
 needs_qdrant = pytest.mark.skipif(
@@ -96,6 +96,28 @@ def test_same_top10_scores_and_answer_found_as_faiss_for_every_dev_question(seed
     one = engines["faiss"].state.version.meta[1].id
     a, b = (engines[name].ask("NATO and Japan cooperation", k=10, sources=[one]) for name in ("faiss", "qdrant"))
     assert _key(a) == _key(b) and {r.source.id for r in b.results} == {one}  # a source filter is a payload filter
+
+    # main's facet filters reach Qdrant as the same payload filter: the sources they admit, or none at all
+    rand = Filters.of(publisher=["RAND"])
+    for filters in (rand, Filters.of(since="2023-07", until="2023"), Filters.of(until="1999")):
+        a, b = (engines[name].ask("Japan NATO partnership", k=10, filters=filters) for name in ("faiss", "qdrant"))
+        assert _key(a) == _key(b) and a.answer_found == b.answer_found, filters
+    assert not b.results and not b.answer_found  # until 1999: no source admitted
+    a = engines["qdrant"].ask("Japan NATO partnership", k=10, filters=rand)
+    assert a.results and {r.source.publisher for r in a.results} == {"RAND"}
+
+    # and so do the query plan's rewrites: a corrected typo, a long form's short form as an extra lexical term
+    searcher = engines["qdrant"].state.searcher
+    for question in ("When was the IPCP agred?", "Individually Tailored Partnership Programme priorities"):
+        plan = searcher.plan(question)
+        assert plan.text != question or plan.extra_terms, plan
+        a, b = (engines[name].ask(question, k=10) for name in ("faiss", "qdrant"))
+        assert _key(a) == _key(b) and a.searched_for == b.searched_for, question
+        terms = searcher.retrieve(question).terms
+        assert set(tokenize(" ".join(plan.extra_terms))) <= set(terms)
+        assert np.array_equal(
+            searcher.store.lexical(terms, 100).ids, FolderStore(searcher.version).lexical(terms, 100).ids
+        )
 
     store = engines["qdrant"].state.searcher.store
     assert isinstance(store, qdrant.QdrantStore) and store.collection == qdrant.collection_name(store.version)
