@@ -231,3 +231,17 @@ def test_a_cross_encoder_folder_runs_on_each_backend(
     assert got.shape == want.shape == (len(pairs),)
     assert np.abs(got - want).max() <= (0.05 if backend == "onnx-int8" else 1e-3)
     assert any("text-classification" in p.name for p in encoders.exports_root().iterdir())
+
+
+@pytest.mark.model
+def test_int8_outputs_do_not_depend_on_what_else_is_in_the_batch(
+    tiny_cross_encoder: Path, in_cache: Path, no_network: None
+) -> None:
+    """Dynamic int8 scales activations per run: batched with longer texts, a text would get another vector."""
+    needs("onnx-int8")
+    embedder = Embedder("all-MiniLM-L6-v2", encoder="onnx-int8")
+    alone = np.concatenate([embedder.encode_queries([q]) for q in QUESTIONS])
+    assert np.array_equal(embedder.encode_queries(QUESTIONS), alone)
+    reader = encoders.cross_encoder(tiny_cross_encoder, "onnx-int8")
+    pairs = [("When was the ITPP agreed?", p) for p in PASSAGES] + [("Who?", "Japan.")]
+    assert np.array_equal(reader.predict(pairs), np.concatenate([reader.predict([p]) for p in pairs]))

@@ -251,6 +251,7 @@ class Embedder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         order = np.argsort([-len(t) for t in texts], kind="stable")
         names = run.export.inputs if run.export else MODEL_INPUTS
+        batch_size = encoders.batch_size_for(run, batch_size)
         for b in range(0, len(order), batch_size):
             idx = order[b : b + batch_size]
             with self._encoding:
@@ -287,6 +288,7 @@ class Embedder:
         results: dict[int, np.ndarray] = {}
         bar = _progress(len(texts), progress)
         run = self.runner
+        batch_size = encoders.batch_size_for(run, batch_size)
         for b in range(0, len(order), batch_size):
             idx = [int(i) for i in order[b : b + batch_size]]
             batch = [texts[i] for i in idx]

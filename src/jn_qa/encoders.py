@@ -305,6 +305,18 @@ def runner(model: Any, source_hash: str, backend: str, threads: int = 0) -> Runn
         return None
 
 
+def batch_size_for(run: Runner | None, wanted: int) -> int:
+    """How many inputs one forward pass may take on this runner.
+
+    Dynamic int8 quantises each run's activations with one scale for the whole input tensor, padding included,
+    so in a batch an input's output would depend on its batch-mates (a reader logit moved by up to 0.8 on the
+    dev questions). int8 runs take one input at a time: the same text always gets the same output.
+    """
+    if run is not None and PRECISION.get(run.backend) == "int8":
+        return 1
+    return max(1, wanted)
+
+
 def features_np(features: Mapping[str, Any], names: Sequence[str]) -> dict[str, np.ndarray]:
     return {k: features[k].numpy() if hasattr(features[k], "numpy") else np.asarray(features[k]) for k in names}
 
@@ -326,6 +338,7 @@ class FastCrossEncoder:
         import torch
 
         out: list[np.ndarray] = []
+        batch_size = batch_size_for(self.run, batch_size)
         for b in range(0, len(pairs), batch_size):
             features = self.model.preprocess([tuple(p) for p in pairs[b : b + batch_size]])
             logits = self.run(features_np(features, self.run.export.inputs if self.run.export else INPUTS))
