@@ -437,11 +437,18 @@ def evaluate_beir(settings: Settings, folder: Path, split: str = "train", index:
     from .engine import Engine
     from .search import Searcher
     from .store import open_current
+    from .stores import open_store
 
     queries, qrels = load_beir_queries(folder, split)
     path = beir_index(settings, folder, index)
     engine = Engine(settings.replace(index=path))
+    version = open_current(path)
     searcher = Searcher(
-        open_current(path), engine.embedder, settings.candidates, stages=engine.stages(), rewrite=settings.rewrite
+        version,
+        engine.embedder,
+        settings.candidates,
+        stages=engine.stages(),
+        rewrite=settings.rewrite,
+        store=open_store(engine.settings, version),  # jn-qa's own rows from the configured backend
     )
     return run_beir(searcher, queries, qrels, split)
