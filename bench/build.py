@@ -4,7 +4,7 @@ and an incremental build after adding one source, against the full build.
     nice -n 10 python -m bench.build [--scifact DIR] [--only full,bare,incremental] [--no-doc]
 
 Every measurement runs in a fresh subprocess of this script (same interpreter, same torch threads):
-  full         jn_qa.build.build(..., full=True) on a folder holding a symlink to SciFact's corpus.jsonl,
+  full         jn_qa.build.build(..., full=True) on a folder holding a copy of SciFact's corpus.jsonl,
                timed from the call to its return (model load, ingest, chunking, encoding, BM25, FAISS,
                writing, checksums, verification, publish); the import of jn_qa is not counted.
   bare         SentenceTransformer.encode(texts, batch_size=32, show_progress_bar=False) over exactly the
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -60,15 +61,17 @@ DOCS = int(os.environ.get("BENCH_DOCS") or 0)
 
 
 def corpus_folder(scifact: Path = SCIFACT) -> Path:
-    """A corpus folder of its own holding only a link to SciFact's corpus.jsonl (nothing is copied)."""
+    """A corpus folder of its own holding a copy of SciFact's corpus.jsonl (git-ignored cache; a build reads no
+    symbolic links, so a link would be refused)."""
     folder = WORK / (f"corpus-{DOCS}" if DOCS else "corpus")
     folder.mkdir(parents=True, exist_ok=True)
     link = folder / "corpus.jsonl"
     if DOCS and not link.exists():
         with (scifact / "corpus.jsonl").open(encoding="utf-8") as src:
             link.write_text("".join(line for line, _ in zip(src, range(DOCS), strict=False)), encoding="utf-8")
-    elif not link.exists():
-        link.symlink_to((scifact / "corpus.jsonl").resolve())
+    elif not link.exists() or link.is_symlink():
+        link.unlink(missing_ok=True)
+        shutil.copyfile(scifact / "corpus.jsonl", link)
     return folder
 
 

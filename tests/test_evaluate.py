@@ -96,6 +96,43 @@ def test_gold_report_figures() -> None:
     assert "hit@1 0.250" in ev.gold_text(r)
 
 
+def test_a_highlight_marks_evidence_it_holds_or_lies_inside() -> None:
+    evidence = [ev.Evidence("d", ev.normalize("agreed the IPCP in 2014. It defined the direction"))]
+    assert ev.marks_evidence("d", ["It defined the direction."], evidence)  # one sentence of a longer span
+    assert ev.marks_evidence(
+        "d", ["Other.", "Japan and NATO agreed the IPCP in 2014. It defined the direction."], evidence
+    )
+    assert not ev.marks_evidence("e", ["It defined the direction."], evidence)  # the right words, another source
+    assert not ev.marks_evidence("d", ["Japan and NATO agreed the IPCP in 2014."], evidence)  # half of it
+    assert not ev.marks_evidence("d", [""], evidence)
+
+
+def test_marked_at_1_reads_the_first_results_highlights() -> None:
+    from jn_qa.schema import Answer, Result, SourceMeta, Span
+
+    source = "Preamble. Japan and NATO agreed the IPCP in 2014. It was short."
+    start = len("Preamble. ")
+
+    def answer(marked: str) -> Answer:
+        at = source.index(marked)
+        meta = SourceMeta(id="d", title="D")
+        top = Result(1, 1.0, source[start:], start, len(source), (Span(at, at + len(marked)),), None, None, meta, "")
+        return Answer(query="q", answer_found=True, confidence=0.9, results=(top,))
+
+    items = ev.parse_gold(
+        [
+            json.dumps(
+                {"id": "a", "question": "When?", "answerable": True, "evidence": [{"doc": "d", "text": "in 2014"}]}
+            )
+        ]
+    )
+    right = ev.run_gold(lambda q, k: answer("Japan and NATO agreed the IPCP in 2014."), items)
+    wrong = ev.run_gold(lambda q, k: answer("It was short."), items)
+    assert [o.rank for o in right] == [o.rank for o in wrong] == [1]  # the same passage holds the evidence
+    assert ev.gold_report(right)["marked@1"] == 1.0 and ev.gold_report(wrong)["marked@1"] == 0.0
+    assert ev.gold_report(right)["marks@1"] == 1.0
+
+
 def test_auc_counts_ties_as_half() -> None:
     assert ev.auc([1.0, 0.5], [0.5, 0.0]) == pytest.approx((1 + 1 + 0.5 + 1) / 4)
     assert ev.auc([], [0.1]) is None

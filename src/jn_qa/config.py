@@ -47,7 +47,7 @@ class Settings:
     )
     encoder: str = _setting(
         "auto",
-        "Encoder backend: auto (measured per use: onnx for queries and the reader, openvino for builds), "
+        "Encoder backend: auto (measured per use: onnx-int8 for queries and the reader, openvino for builds), "
         "torch, onnx, onnx-int8 or openvino; one that cannot load falls back to torch with a notice.",
     )
     rewrite: bool = _setting(

@@ -37,9 +37,9 @@ log = logging.getLogger(__name__)
 AUTO, TORCH, *_rest = ENCODERS
 BACKENDS = (TORCH, *_rest)
 USES = ("query", "build", "reader")
-# The measured choice per use (docs/benchmarks.md, Encoder backends): fp32 ONNX Runtime for one short input
-# at a time (int8 was faster but moved one dev question off rank 1); OpenVINO for the bulk encode of a build.
-DEFAULTS = {"query": "onnx", "build": "openvino", "reader": "onnx"}
+# The measured choice per use (docs/benchmarks.md, Encoder backends): int8 ONNX Runtime for one short input
+# at a time (queries, the reader's pairs), OpenVINO for the bulk encode of a build.
+DEFAULTS = {"query": "onnx-int8", "build": "openvino", "reader": "onnx-int8"}
 # Vectors from backends of one precision are interchangeable within a build (cosine >= 0.9999 to torch);
 # int8 vectors (cosine about 0.99) are not mixed with them in one index.
 PRECISION = {TORCH: "fp32", "onnx": "fp32", "openvino": "fp32", "onnx-int8": "int8"}

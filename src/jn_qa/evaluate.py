@@ -111,12 +111,25 @@ def first_hit(passages: Sequence[tuple[str, str]], evidence: Sequence[Evidence])
     return None
 
 
+def marks_evidence(source: str, highlights: Sequence[str], evidence: Sequence[Evidence]) -> bool:
+    """Whether a highlighted sentence of a passage from `source` holds an evidence string or lies inside one
+    (an evidence string may span several sentences): what the analyst's eye lands on is the answer."""
+    for h in highlights:
+        norm = normalize(h)
+        inner = norm.strip().rstrip(".,;:!?")  # a span inside an evidence string may stop short of its full stop
+        if inner and any(e.source == source and (e.text in norm or inner in e.text) for e in evidence):
+            return True
+    return False
+
+
 @dataclass(frozen=True)
 class Outcome:
     item: GoldItem
     rank: int | None  # of the first passage holding evidence (answerable items only)
     answer_found: bool
     confidence: float
+    marked_first: bool = False  # the first result's highlight marks the evidence (answerable items only)
+    marks: int = 0  # sentences highlighted in the first result: marking more finds evidence more often
 
 
 def auc(positives: Sequence[float], negatives: Sequence[float]) -> float | None:
@@ -146,6 +159,8 @@ def gold_report(outcomes: Sequence[Outcome], ks: Sequence[int] = (1, 3, 5)) -> d
         "answerable": len(answerable),
         "unanswerable": len(unanswerable),
         **hit_figures([o.rank for o in answerable], ks),
+        "marked@1": sum(o.marked_first for o in answerable) / max(1, len(answerable)),
+        "marks@1": sum(o.marks for o in answerable) / max(1, len(answerable)),
         "abstention": {
             "precision": flagged_right / len(flagged) if flagged else None,
             "recall": flagged_right / len(unanswerable) if unanswerable else None,
@@ -180,7 +195,12 @@ def run_gold(ask: Callable[[str, int], Answer], items: Sequence[GoldItem], k: in
         answer = ask(item.question, k)
         ranked = [(r.source.id, r.text) for r in answer.results]
         rank = first_hit(ranked, item.evidence) if item.answerable else None
-        out.append(Outcome(item, rank, answer.answer_found, answer.confidence))
+        lit: list[str] = []
+        if item.answerable and answer.results:
+            top = answer.results[0]
+            lit = [top.text[h.start - top.start : h.end - top.start] for h in top.highlights]
+        marked = bool(lit) and marks_evidence(answer.results[0].source.id, lit, item.evidence)
+        out.append(Outcome(item, rank, answer.answer_found, answer.confidence, marked, len(lit)))
     return out
 
 
@@ -194,7 +214,8 @@ def gold_text(report: Mapping[str, Any]) -> str:
     hits = "  ".join(f"{k} {report[k]:.3f}" for k in report if k.startswith("hit@"))
     lines = [
         f"items {report['items']} (answerable {report['answerable']}, unanswerable {report['unanswerable']})",
-        f"answerable: {hits}  MRR {report['mrr']:.3f}",
+        f"answerable: {hits}  MRR {report['mrr']:.3f}  marked@1 {report.get('marked@1', 0.0):.3f} "
+        f"({report.get('marks@1', 0.0):.2f} sentences marked)",
         f"abstention: precision {pct(a['precision'])}  recall {pct(a['recall'])}  "
         f"answerable wrongly flagged {pct(a['answerable_flagged'])}  confidence AUC {pct(a['auc'])}",
         "by type:",
