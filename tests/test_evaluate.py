@@ -238,3 +238,26 @@ def test_eval_beir_reports_each_system_against_its_baselines(tmp_path: Path) -> 
     assert report["queries"] == 2
     assert report["systems"]["jn-qa"]["ndcg@10"] == pytest.approx(1.0)
     assert all(0.0 <= s["recall@100"] <= 1.0 for s in report["systems"].values())
+
+
+def test_a_squad_question_hits_on_its_paragraph_and_is_marked_on_its_answer(tmp_path: Path) -> None:
+    from jn_qa import squad
+
+    (tmp_path / "corpus.jsonl").write_text(json.dumps({"_id": "Normans-p0", "text": "x"}) + "\n", encoding="utf-8")
+    rows = [
+        {
+            "id": "q1",
+            "question": "Where is Normandy? ",
+            "answerable": True,
+            "evidence": [{"doc": "Normans-p0", "text": "France"}, {"doc": "Normans-p0", "text": "in France"}],
+            "paragraph": "Normans-p0",
+        },
+        {"id": "q2", "question": "Why?", "answerable": False, "evidence": [], "paragraph": "Normans-p0"},
+    ]
+    (tmp_path / "questions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    first, second = squad.load_squad(tmp_path)
+    assert first.question == "Where is Normandy?" and second.evidence == ()
+    # any passage of the paragraph is a hit, the answer or not
+    assert ev.first_hit([("Other-p1", "France."), ("Normans-p0", "The Normans were Vikings.")], first.evidence) == 2
+    assert ev.marks_evidence("Normans-p0", ["Normandy is a region in France."], first.evidence)
+    assert not ev.marks_evidence("Normans-p0", ["The Normans were Vikings."], first.evidence)

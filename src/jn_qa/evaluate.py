@@ -117,7 +117,7 @@ def marks_evidence(source: str, highlights: Sequence[str], evidence: Sequence[Ev
     for h in highlights:
         norm = normalize(h)
         inner = norm.strip().rstrip(".,;:!?")  # a span inside an evidence string may stop short of its full stop
-        if inner and any(e.source == source and (e.text in norm or inner in e.text) for e in evidence):
+        if inner and any(e.source == source and e.text and (e.text in norm or inner in e.text) for e in evidence):
             return True
     return False
 

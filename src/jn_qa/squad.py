@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from .errors import InvalidInput
-from .evaluate import Evidence, GoldItem
+from .evaluate import Evidence, GoldItem, normalize
 
 QUESTIONS = "questions.jsonl"
 SPLITS = ("all", "train", "select")
@@ -34,6 +35,15 @@ def split_titles(titles: list[str] | set[str]) -> dict[str, set[str]]:
     return {"all": set(ordered), "train": set(ordered[0::2]), "select": set(ordered[1::2])}
 
 
+def _evidence(row: dict[str, Any]) -> tuple[Evidence, ...]:
+    """Any passage of the question's paragraph is a hit (the empty text), and the answer spans say which
+    highlighted sentence holds the answer (marked@1)."""
+    paragraph = str(row["paragraph"])
+    answers = row.get("evidence") or []
+    spans = {normalize(str(e["text"])) for e in answers if isinstance(e, dict) and str(e.get("text", "")).strip()}
+    return (Evidence(paragraph, ""), *(Evidence(paragraph, t) for t in sorted(spans)))
+
+
 def load_squad(folder: Path, split: str = "all", file: str = QUESTIONS) -> list[GoldItem]:
     if split not in SPLITS:
         raise InvalidInput(f"split must be one of {', '.join(SPLITS)}")
@@ -51,7 +61,7 @@ def load_squad(folder: Path, split: str = "all", file: str = QUESTIONS) -> list[
                 id=str(r["id"]),
                 question=str(r["question"]).strip(),
                 answerable=bool(r["answerable"]),
-                evidence=(Evidence(str(r["paragraph"]), ""),) if r["answerable"] else (),
+                evidence=_evidence(r) if r["answerable"] else (),
                 type="answerable" if r["answerable"] else "unanswerable",
             )
             for r in rows
