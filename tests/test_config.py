@@ -17,12 +17,21 @@ def test_environment_then_overrides() -> None:
     assert Settings.from_env({}) == Settings()
 
 
+def test_the_reader_settings_reach_its_ranking_stage() -> None:
+    from jn_qa.engine import Engine  # constructing it loads no model
+
+    (stage,) = Engine(Settings.from_env({"JNQA_READER_TOP": "4", "JNQA_READER_SENTENCES": "2"})).stages()
+    assert (stage.top, stage.per_candidate) == (4, 2)
+    assert Engine(Settings.from_env({"JNQA_RERANKER": "off"})).stages() == []
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
         ({"JNQA_K": "many"}, "JNQA_K='many' is not a valid int"),
         ({"JNQA_K": "0"}, "k must be"),
         ({"JNQA_CHUNK_OVERLAP": "500"}, "chunk_overlap"),
+        ({"JNQA_READER_SENTENCES": "0"}, "reader_sentences must be positive"),
     ],
 )
 def test_invalid_settings_name_the_problem(env: dict[str, str], message: str) -> None:

@@ -145,7 +145,11 @@ class Engine:
         if self.reader is None:
             return []
         weight = float(bundled_models().get("reader", {}).get("weight", READER_WEIGHT))
-        return [ReaderStage(self.reader, top=self.settings.reader_top, weight=weight)]
+        return [
+            ReaderStage(
+                self.reader, top=self.settings.reader_top, per_candidate=self.settings.reader_sentences, weight=weight
+            )
+        ]
 
     def _open(self, folder: Path) -> IndexVersion:
         manifest = load_manifest(folder)

@@ -181,7 +181,7 @@ class Reader:
 # ---------------------------------------------------------------- the ranking stage
 
 READER_TOP = 3  # candidates whose sentences the reader reads (setting reader_top)
-SENTENCES_PER_CANDIDATE = 3  # of each, the sentences the cheap support score likes best
+SENTENCES_PER_CANDIDATE = 1  # of each, the sentences the cheap support score likes best (reader_sentences)
 READER_WEIGHT = 1.0  # reader logit against the standardised score of the stage before (fitted, docs/reader.md)
 
 
