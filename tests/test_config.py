@@ -32,6 +32,8 @@ def test_the_reader_settings_reach_its_ranking_stage() -> None:
         ({"JNQA_K": "0"}, "k must be"),
         ({"JNQA_CHUNK_OVERLAP": "500"}, "chunk_overlap"),
         ({"JNQA_READER_SENTENCES": "0"}, "reader_sentences must be positive"),
+        ({"JNQA_QDRANT_REPLICAS": "0"}, "qdrant_shards and qdrant_replicas must be positive"),
+        ({"JNQA_BACKEND": "milvus"}, "backend must be one of faiss, qdrant"),
     ],
 )
 def test_invalid_settings_name_the_problem(env: dict[str, str], message: str) -> None:

@@ -141,13 +141,13 @@ class Settings:
             or self.query_threads < 1
             or self.reader_top < 1
             or self.reader_sentences < 1
-            or self.qdrant_shards < 1
-            or self.qdrant_replicas < 1
         ):
             raise ConfigError(
-                "workers, keep_versions, candidates, batch_size, query_threads, reader_top, reader_sentences, "
-                "qdrant_shards and qdrant_replicas must be positive"
+                "workers, keep_versions, candidates, batch_size, query_threads, reader_top and reader_sentences "
+                "must be positive"
             )
+        if self.qdrant_shards < 1 or self.qdrant_replicas < 1:
+            raise ConfigError("qdrant_shards and qdrant_replicas must be positive")
         if self.max_upload_mb <= 0 or self.reload_interval <= 0:
             raise ConfigError("max_upload_mb and reload_interval must be positive")
         return self
