@@ -80,3 +80,27 @@ def test_passages_that_spell_an_acronym_out_are_tagged_with_it() -> None:
         "CCDCOE"
     ]
     assert acronyms.tagged("Japan joined the centre in 2019.", table) == []
+
+
+def test_the_tagger_finds_every_long_form_a_text_spells_out_in_the_tables_order() -> None:
+    table = {
+        "NATO": "North Atlantic Treaty Organization",
+        "NAC": "North Atlantic Council",
+        "CCDCOE": "Cooperative Cyber Defence Centre of Excellence",
+        "IT": "information technology",
+    }
+
+    def brute(text: str) -> list[str]:  # the definition: the folded long form stands in the folded text
+        fold = lambda s: " " + " ".join(acronyms._WORD.findall(s.lower())) + " "  # noqa: E731
+        return [short for short, long_ in table.items() if fold(long_) in fold(text)]
+
+    tag = acronyms.Tagger(table)
+    for text in [
+        "The North Atlantic Council met; the North Atlantic Treaty Organization's Cooperative Cyber Defence "
+        "Centre of Excellence and Information Technology.",
+        "North Atlantic Treaty Organizations",  # not the long form: a longer word
+        "north atlantic council",
+        "",
+    ]:
+        assert tag(text) == brute(text)
+    assert tag("the NORTH ATLANTIC COUNCIL and the north atlantic treaty organization") == ["NATO", "NAC"]

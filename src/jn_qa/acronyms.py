@@ -67,8 +67,28 @@ def common(texts: Iterable[str], table: Mapping[str, str], share: float = 0.8, m
 def tagged(text: str, table: Mapping[str, str]) -> list[str]:
     """Short forms whose long form the text spells out: the build adds them to the text's lexical terms, so
     a question saying "IPCP" finds a passage that only says "Individual Partnership and Cooperation Programme"."""
-    folded = " " + " ".join(_WORD.findall(text.lower())) + " "
-    return [short for short, long_ in table.items() if " " + " ".join(_WORD.findall(long_.lower())) + " " in folded]
+    return Tagger(table)(text)
+
+
+class Tagger:
+    """`tagged` for many texts against one table: each long form folded once and indexed by its first word,
+    so a text is checked only against the long forms that could start at one of its words (a build tags every
+    passage and sentence; a corpus can define thousands of acronyms)."""
+
+    def __init__(self, table: Mapping[str, str]) -> None:
+        self._by_first: dict[str, list[tuple[int, str, str]]] = {}
+        for order, (short, long_) in enumerate(table.items()):
+            words = _WORD.findall(long_.lower())
+            if words:
+                self._by_first.setdefault(words[0], []).append((order, short, " " + " ".join(words) + " "))
+
+    def __call__(self, text: str) -> list[str]:
+        words = _WORD.findall(text.lower())
+        folded = " " + " ".join(words) + " "
+        found = {
+            (order, short) for w in set(words) for order, short, long_ in self._by_first.get(w, ()) if long_ in folded
+        }
+        return [short for _, short in sorted(found)]  # in the table's order, as before
 
 
 def expansions(query: str, table: Mapping[str, str], keep: Iterable[str] = ()) -> list[tuple[str, str]]:

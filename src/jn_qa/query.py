@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from . import acronyms
+from .acronyms import Tagger
 from .spelling import Speller
 
 
@@ -111,9 +112,13 @@ class QueryAids:
     def speller(self) -> Speller:
         return Speller(self.vocabulary)
 
+    @cached_property
+    def tagger(self) -> Tagger:
+        return Tagger(self.acronyms)
+
     def with_tags(self, text: str) -> str:
         """The text plus the short forms of the acronyms it spells out, as the lexical index sees it."""
-        tags = acronyms.tagged(text, self.acronyms)
+        tags = self.tagger(text)
         return f"{text} {' '.join(tags)}" if tags else text
 
     def plan(self, question: str) -> QueryPlan:
