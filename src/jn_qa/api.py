@@ -83,6 +83,8 @@ def create_app(settings: Settings, engine: Engine | None = None, watch: bool = T
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if engine.try_load():
             engine.embedder.model  # noqa: B018 - warm the model before the first request
+            if engine.reader is not None:
+                engine.reader.model  # noqa: B018 - and the reader: the first search should not pay for loading it
         if watch:
             engine.start_watching()
         yield
