@@ -17,7 +17,6 @@ import numpy as np
 from . import acronyms, chunking, cleaning, encoders, ingest, query, spelling
 from .config import Settings
 from .distributed import PassageEncoder
-from .embedding import Encoded
 from .errors import BuildError, IndexUnavailable, JnqaError
 from .files import fsync_dir
 from .lexical import Lexical, term_rows, tokenize
@@ -42,8 +41,9 @@ from .vectors import VectorIndex, choose_kind
 log = logging.getLogger("jn_qa")
 
 
-class Encoder(Protocol):
-    """What a build needs of the model (embedding.Embedder is the real one; tests pass a fake)."""
+class Encoder(PassageEncoder, Protocol):
+    """What a build needs of the model (embedding.Embedder is the real one; tests pass a fake): passage
+    encoding as any PassageEncoder does, plus what the manifest records and the title vectors."""
 
     @property
     def name(self) -> str: ...
@@ -55,13 +55,6 @@ class Encoder(Protocol):
     def requested(self) -> str: ...  # the encoder backend asked for (encoders.BACKENDS)
     def encoder_record(self) -> dict[str, str]: ...
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
-    def encode_passages(
-        self,
-        texts: Sequence[str],
-        sentence_spans: Sequence[Sequence[tuple[int, int]]],
-        batch_size: int = 32,
-        progress: bool = False,
-    ) -> Encoded: ...
 
 
 STAGES = ("started", "embedded", "written", "verified", "renamed", "published", "pruned")
