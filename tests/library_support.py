@@ -61,7 +61,7 @@ class FakeEmbedder:
         self.requested = "torch"
 
     def encoder_record(self) -> dict[str, str]:
-        return {"backend": self.requested, "precision": "fp32", "hash": self.file_hash, "kernel": ""}
+        return {"backend": self.requested, "precision": "fp32", "compute": "fp32", "hash": self.file_hash, "kernel": ""}
 
     def _vec(self, text: str) -> np.ndarray:
         v = np.zeros(self.dim, dtype=np.float32)

@@ -124,7 +124,13 @@ def test_a_backend_that_cannot_load_falls_back_to_torch_with_a_one_line_notice(
     notices = [r.getMessage() for r in caplog.records if "notice" in r.getMessage()]
     assert notices == ["notice: encoder backend onnx-int8 unavailable (No module named 'onnxruntime'); using torch"]
     assert np.array_equal(fell.encode_queries(QUESTIONS[:1]), torch_embedder.encode_queries(QUESTIONS[:1]))
-    assert fell.encoder_record() == {"backend": "torch", "precision": "fp32", "hash": fell.file_hash, "kernel": ""}
+    assert fell.encoder_record() == {
+        "backend": "torch",
+        "precision": "fp32",
+        "compute": "fp32",
+        "hash": fell.file_hash,
+        "kernel": "",
+    }
 
 
 def test_the_setting_chooses_per_use_and_refuses_unknown_names() -> None:
@@ -245,3 +251,53 @@ def test_int8_outputs_do_not_depend_on_what_else_is_in_the_batch(
     reader = encoders.cross_encoder(tiny_cross_encoder, "onnx-int8")
     pairs = [("When was the ITPP agreed?", p) for p in PASSAGES] + [("Who?", "Japan.")]
     assert np.array_equal(reader.predict(pairs), np.concatenate([reader.predict([p]) for p in pairs]))
+
+
+@pytest.mark.model
+def test_a_builds_openvino_runner_keeps_streams_busy_and_returns_outputs_in_order(
+    in_cache: Path, no_network: None, torch_embedder: Embedder
+) -> None:
+    """The build's runner is compiled for throughput: several requests in flight, small batches, outputs in the
+    order the batches came, each the same as that batch run on its own; its compute precision is recorded."""
+    needs("openvino")
+    build_side = Embedder("all-MiniLM-L6-v2", encoder="openvino", use="build")
+    run = build_side.runner
+    assert isinstance(run, encoders.OpenVinoRunner)
+    assert run.pass_chars == encoders.OpenVinoRunner.BUILD_CHARS
+    assert Embedder("all-MiniLM-L6-v2", encoder="openvino").runner.pass_chars is None  # queries: latency, one pass
+    model = build_side.model
+    texts = [*PASSAGES, *QUESTIONS, "Japan.", "NATO " * 30]
+    cuts = [(0, 2), (2, 3), (3, 6), (6, 7)]  # batches of different sizes and lengths
+    batches = [encoders.features_np(model.preprocess(texts[a:b]), encoders.INPUTS) for a, b in cuts]
+    together = list(run.map(iter(batches)))
+    assert [o.shape[:2] for o in together] == [b["input_ids"].shape for b in batches]
+    for got, batch in zip(together, batches, strict=True):
+        assert np.allclose(got, run(batch), atol=1e-5)
+    record = build_side.encoder_record()
+    assert record["compute"] == ("bf16" if run.precision == "bf16" else "fp32") and record["precision"] == "fp32"
+    enc = build_side.encode_passages(PASSAGES * 5, SPANS * 5)  # more batches than streams
+    ref = torch_embedder.encode_passages(PASSAGES * 5, SPANS * 5)
+    assert cosines(enc.passages, ref.passages).min() >= 0.9999
+
+
+class Budget:
+    """A runner's batching limits, for the pure grouping rule."""
+
+    def __init__(self, max_batch: int | None, pass_chars: int | None) -> None:
+        self.max_batch, self.pass_chars = max_batch, pass_chars
+
+
+@pytest.mark.parametrize(("max_batch", "pass_chars"), [(None, None), (1, None), (None, 1000), (3, 1000)])
+def test_passes_group_inputs_longest_first_within_the_runners_limits(
+    max_batch: int | None, pass_chars: int | None
+) -> None:
+    lengths = [700, 90, 1500, 80, 750, 95, 60, 720, 85]
+    groups = encoders.batches(lengths, Budget(max_batch, pass_chars), 4)  # type: ignore[arg-type]
+    flat = [i for g in groups for i in g]
+    assert sorted(flat) == list(range(len(lengths)))
+    assert [lengths[i] for i in flat] == sorted(lengths, reverse=True)
+    assert all(len(g) <= min(4, max_batch or 4) for g in groups)
+    if pass_chars:  # within the budget, except an input longer than it, which goes alone
+        assert all(sum(lengths[i] for i in g) <= pass_chars or len(g) == 1 for g in groups)
+        assert any(len(g) > 1 for g in groups) == (max_batch != 1)
+    assert len(groups) == {(None, None): 3, (1, None): 9, (None, 1000): 5, (3, 1000): 5}[(max_batch, pass_chars)]

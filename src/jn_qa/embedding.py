@@ -197,7 +197,7 @@ class Embedder:
                 if not self._runner_ready:
                     if self.requested != encoders.TORCH and _mean_pooled(model):
                         threads = self.query_threads if self.use == "query" else 0
-                        self._runner = encoders.runner(model, self.file_hash, self.requested, threads)
+                        self._runner = encoders.runner(model, self.file_hash, self.requested, threads, self.use)
                     elif self.requested != encoders.TORCH:
                         log.warning("notice: encoder backend %s needs a mean-pooled model; using torch", self.requested)
                     self._runner_ready = True
@@ -210,12 +210,15 @@ class Embedder:
         return run.backend if run else encoders.TORCH
 
     def encoder_record(self) -> dict[str, Any]:
-        """What the manifest records about the encoder: backend, precision, and the hash of the weights it ran."""
+        """What the manifest records about the encoder: backend, precision class (which vectors mix), the
+        precision it computed in, and the hash of the weights it ran."""
         run = self.runner
         exported = run.export if run else None
+        precision = encoders.PRECISION[self.backend]
         return {
             "backend": self.backend,
-            "precision": encoders.PRECISION[self.backend],
+            "precision": precision,
+            "compute": str(getattr(run, "precision", precision)).replace("f32", "fp32"),
             "hash": exported.hash if exported else self.file_hash,
             "kernel": exported.kernel if exported else "",
         }
@@ -249,17 +252,21 @@ class Embedder:
     def _run_queries(self, run: encoders.Runner, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Mean-pooled unit vectors from the backend's token vectors, inputs made by the model's own preprocess."""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        order = np.argsort([-len(t) for t in texts], kind="stable")
         names = run.export.inputs if run.export else MODEL_INPUTS
-        batch_size = encoders.batch_size_for(run, batch_size)
-        for b in range(0, len(order), batch_size):
-            idx = order[b : b + batch_size]
-            with self._encoding:
+        groups = encoders.batches([len(t) for t in texts], run, batch_size)
+        masks: list[np.ndarray] = []
+
+        def inputs() -> Iterator[dict[str, np.ndarray]]:
+            for idx in groups:
                 features = self.model.preprocess([texts[i] for i in idx])
-                hidden = run(encoders.features_np(features, names))
-            mask = features["attention_mask"].numpy()[:, :, None].astype(np.float32)
-            pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
-            out[idx] = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+                masks.append(features["attention_mask"].numpy()[:, :, None].astype(np.float32))
+                yield encoders.features_np(features, names)
+
+        with self._encoding:
+            for idx, hidden in zip(groups, run.map(inputs()), strict=True):
+                mask = masks.pop(0)
+                pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+                out[idx] = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
         return out
 
     @cached_property
@@ -284,34 +291,35 @@ class Embedder:
         dim = self.dim
         pvecs = np.zeros((len(texts), dim), dtype=np.float32)
         svecs: list[np.ndarray] = []
-        order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths batch together
         results: dict[int, np.ndarray] = {}
         bar = _progress(len(texts), progress)
         run = self.runner
-        batch_size = encoders.batch_size_for(run, batch_size)
-        for b in range(0, len(order), batch_size):
-            idx = [int(i) for i in order[b : b + batch_size]]
-            batch = [texts[i] for i in idx]
-            if run is not None:
-                done = self._run_passages(run, batch, [sentence_spans[i] for i in idx])
-                for i, (pvec, svec) in zip(idx, done, strict=True):
+        groups = encoders.batches([len(t) for t in texts], run, batch_size)  # similar lengths batch together
+        if run is not None:
+            done = self._run_passages(
+                run, [[texts[i] for i in idx] for idx in groups], [[sentence_spans[i] for i in idx] for idx in groups]
+            )
+            for idx, vectors in zip(groups, done, strict=True):
+                for i, (pvec, svec) in zip(idx, vectors, strict=True):
                     pvecs[i] = pvec
                     results[i] = svec
                 bar.update(len(idx))
-                continue
-            with self._encoding:
-                outs = model.encode(batch, batch_size=len(batch), output_value=None, show_progress_bar=False)
-                enc = model.tokenizer(
-                    batch, return_offsets_mapping=True, truncation=True, max_length=model.max_seq_length
-                )
-            for j, i in enumerate(idx):
-                out = outs[j]
-                pvecs[i] = _unit(out["sentence_embedding"].float().numpy())
-                mask = out["attention_mask"].bool().numpy()
-                tokens = out["token_embeddings"].float().numpy()[mask]
-                offsets = enc["offset_mapping"][j]
-                results[i] = _pool_spans(tokens, offsets, sentence_spans[i], dim)
-            bar.update(len(idx))
+        else:
+            for idx in groups:
+                batch = [texts[i] for i in idx]
+                with self._encoding:
+                    outs = model.encode(batch, batch_size=len(batch), output_value=None, show_progress_bar=False)
+                    enc = model.tokenizer(
+                        batch, return_offsets_mapping=True, truncation=True, max_length=model.max_seq_length
+                    )
+                for j, i in enumerate(idx):
+                    out = outs[j]
+                    pvecs[i] = _unit(out["sentence_embedding"].float().numpy())
+                    mask = out["attention_mask"].bool().numpy()
+                    tokens = out["token_embeddings"].float().numpy()[mask]
+                    offsets = enc["offset_mapping"][j]
+                    results[i] = _pool_spans(tokens, offsets, sentence_spans[i], dim)
+                bar.update(len(idx))
         bar.close()
         missing = [(i, k) for i in range(len(texts)) for k in range(len(sentence_spans[i])) if not results[i][k].any()]
         if missing:  # sentences cut off by the model's length limit: encode them on their own
@@ -322,33 +330,42 @@ class Embedder:
         return Encoded(pvecs, svecs)
 
     def _run_passages(
-        self, run: encoders.Runner, batch: list[str], spans: Sequence[Sequence[tuple[int, int]]]
-    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        self, run: encoders.Runner, batches: list[list[str]], spans: Sequence[Sequence[Sequence[tuple[int, int]]]]
+    ) -> Iterator[list[tuple[np.ndarray, np.ndarray]]]:
         """One tokenisation and one backend forward pass give both the passage and its sentences' vectors.
 
         The ids are those `encode` makes (same tokenizer, padding, truncation and length limit), and the
-        passage vector is the mean over its real tokens, as the model's mean Pooling computes it.
+        passage vector is the mean over its real tokens, as the model's mean Pooling computes it. Batches
+        are tokenised as the runner asks for them, so tokenising and pooling overlap its forward passes.
         """
         model = self.model
         names = run.export.inputs if run.export else MODEL_INPUTS
+        encodings: list[Any] = []
+
+        def inputs() -> Iterator[dict[str, np.ndarray]]:
+            for batch in batches:
+                enc = model.tokenizer(
+                    batch,
+                    padding=True,
+                    truncation="longest_first",
+                    max_length=model.max_seq_length,
+                    return_offsets_mapping=True,
+                    return_tensors="np",
+                )
+                encodings.append(enc)
+                yield {k: enc[k] for k in names}
+
         with self._encoding:
-            enc = model.tokenizer(
-                batch,
-                padding=True,
-                truncation="longest_first",
-                max_length=model.max_seq_length,
-                return_offsets_mapping=True,
-                return_tensors="np",
-            )
-            hidden = run({k: enc[k] for k in names})
-        out = []
-        dim = hidden.shape[-1]
-        for j in range(len(batch)):
-            mask = enc["attention_mask"][j].astype(bool)
-            tokens = np.asarray(hidden[j][mask], dtype=np.float32)
-            offsets = [(int(o[0]), int(o[1])) for o in enc["offset_mapping"][j][mask]]
-            out.append((_unit(tokens.mean(axis=0)), _pool_spans(tokens, offsets, spans[j], dim)))
-        return out
+            for batch_spans, hidden in zip(spans, run.map(inputs()), strict=True):
+                enc = encodings.pop(0)
+                out = []
+                dim = hidden.shape[-1]
+                for j in range(len(batch_spans)):
+                    mask = enc["attention_mask"][j].astype(bool)
+                    tokens = np.asarray(hidden[j][mask], dtype=np.float32)
+                    offsets = [(int(o[0]), int(o[1])) for o in enc["offset_mapping"][j][mask]]
+                    out.append((_unit(tokens.mean(axis=0)), _pool_spans(tokens, offsets, batch_spans[j], dim)))
+                yield out
 
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")

@@ -20,7 +20,8 @@ import platform
 import tempfile
 import threading
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,6 +110,16 @@ class Runner(Protocol):
     def export(self) -> Export | None: ...  # read-only here, so a runner that always has one (Export) fits
 
     def __call__(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray: ...
+
+    def map(self, batches: Iterable[Mapping[str, np.ndarray]]) -> Iterator[np.ndarray]:
+        """The outputs of many forward passes, in order (a runner may keep several in flight)."""
+        ...
+
+    @property
+    def max_batch(self) -> int | None: ...  # the most inputs one pass should take; None: as many as asked
+
+    @property
+    def pass_chars(self) -> int | None: ...  # the most text (characters) one pass should take; None: no limit
 
 
 def exports_root() -> Path:
@@ -263,32 +274,102 @@ class OnnxRunner:
         output: np.ndarray = self._session.run([self.export.outputs], feed)[0]
         return output
 
+    def map(self, batches: Iterable[Mapping[str, np.ndarray]]) -> Iterator[np.ndarray]:
+        return (self(inputs) for inputs in batches)  # one session already uses every thread it was given
+
+    @property
+    def max_batch(self) -> int | None:
+        return 1 if PRECISION.get(self.backend) == "int8" else None
+
+    @property
+    def pass_chars(self) -> int | None:
+        return None
+
+
+def openvino_precision(core: Any) -> str:
+    """The inference precision OpenVINO is asked for: bf16 where the CPU computes it natively, else fp32.
+
+    The plugin picks bf16 by itself only on CPUs with AMX; on AVX-512 BF16 ones (AMD Zen 4, for one) it
+    must be asked. On such a CPU bf16 vectors stay within the fp32 class's cosine to torch's, at a
+    fraction of the time (docs/benchmarks.md, Build throughput).
+    """
+    capabilities = core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    return "bf16" if "BF16" in capabilities else "f32"
+
 
 class OpenVinoRunner:
-    """An OpenVINO CPU model: fp32 weights, at the plugin's default inference precision for this CPU."""
+    """An OpenVINO CPU model: fp32 weights, computed in bf16 where the CPU has it (`openvino_precision`).
 
-    def __init__(self, exported: Export, threads: int) -> None:
+    For a search (`use` "query" or "reader") it is compiled for latency: one request on `threads` threads.
+    For a build it is compiled for throughput: one stream per core, each on one thread, and `map` keeps a
+    request in flight on every stream while the caller tokenises and pools; small passes (`pass_chars`, about
+    four passages, or many more titles) waste least on padding (docs/benchmarks.md, Build throughput).
+    """
+
+    BUILD_CHARS = 3000
+
+    def __init__(self, exported: Export, threads: int, use: str = "query") -> None:
         import openvino as ov
 
-        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
+        core = ov.Core()
+        self.precision = openvino_precision(core)
+        self.bulk = use == "build"
+        config: dict[str, Any] = {
+            "PERFORMANCE_HINT": "THROUGHPUT" if self.bulk else "LATENCY",
+            "INFERENCE_PRECISION_HINT": self.precision,
+        }
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
-        core = ov.Core()
         self.backend = exported.backend
         self.export = exported
         self._compiled = core.compile_model(core.read_model(exported.path), "CPU", config)
+        self._output = self._compiled.outputs[0]
         self._names = [i.get_any_name() for i in self._compiled.inputs]
-        self._lock = threading.Lock()  # one infer request, one caller at a time
+        self._jobs = max(1, int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+        self._lock = threading.Lock()  # one infer request for `__call__`, one caller at a time
         self._request = self._compiled.create_infer_request()
 
+    @property
+    def max_batch(self) -> int | None:
+        return None
+
+    @property
+    def pass_chars(self) -> int | None:
+        return self.BUILD_CHARS if self.bulk else None
+
+    def _feed(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {k: np.asarray(inputs[k], dtype=np.int64) for k in self._names}
+
     def __call__(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
-        feed = {k: np.asarray(inputs[k], dtype=np.int64) for k in self._names}
         with self._lock:
-            result = self._request.infer(feed)
-            return np.array(result[self._compiled.outputs[0]], dtype=np.float32)
+            result = self._request.infer(self._feed(inputs))
+            return np.array(result[self._output], dtype=np.float32)
+
+    def map(self, batches: Iterable[Mapping[str, np.ndarray]]) -> Iterator[np.ndarray]:
+        if self._jobs == 1:
+            yield from (self(inputs) for inputs in batches)
+            return
+        import openvino as ov
+
+        queue = ov.AsyncInferQueue(self._compiled, self._jobs)
+        done: dict[int, np.ndarray] = {}
+
+        def finished(request: Any, i: int) -> None:
+            done[i] = np.array(request.get_tensor(self._output).data, dtype=np.float32)
+
+        queue.set_callback(finished)
+        waiting: deque[int] = deque()
+        for i, inputs in enumerate(batches):
+            queue.start_async(self._feed(inputs), i)  # waits while every request is busy
+            waiting.append(i)
+            while waiting and waiting[0] in done:
+                yield done.pop(waiting.popleft())
+        queue.wait_all()
+        while waiting:
+            yield done.pop(waiting.popleft())
 
 
-def runner(model: Any, source_hash: str, backend: str, threads: int = 0) -> Runner | None:
+def runner(model: Any, source_hash: str, backend: str, threads: int = 0, use: str = "query") -> Runner | None:
     """A forward pass for `backend`, or None for torch; a backend that cannot load falls back to torch.
 
     The fallback is one logged line saying why (a missing package, an export that failed): the model
@@ -298,7 +379,9 @@ def runner(model: Any, source_hash: str, backend: str, threads: int = 0) -> Runn
         return None
     try:
         exported = export(model, source_hash, backend)
-        return OpenVinoRunner(exported, threads) if backend == "openvino" else OnnxRunner(exported, threads)
+        if backend == "openvino":
+            return OpenVinoRunner(exported, threads, use)
+        return OnnxRunner(exported, threads)
     except Exception as e:  # any failure to import, export or compile leaves the torch model working
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         log.warning("notice: encoder backend %s unavailable (%s); using torch", backend, reason[:200])
@@ -312,9 +395,26 @@ def batch_size_for(run: Runner | None, wanted: int) -> int:
     so in a batch an input's output would depend on its batch-mates (a reader logit moved by up to 0.8 on the
     dev questions). int8 runs take one input at a time: the same text always gets the same output.
     """
-    if run is not None and PRECISION.get(run.backend) == "int8":
-        return 1
-    return max(1, wanted)
+    limit = run.max_batch if run is not None else None
+    return max(1, min(wanted, limit) if limit else wanted)
+
+
+def batches(lengths: Sequence[int], run: Runner | None, wanted: int) -> list[list[int]]:
+    """Input indices grouped into forward passes: longest first (similar lengths pad least), at most
+    `batch_size_for` inputs a pass and, where the runner asks, at most its `pass_chars` of text (one input
+    at least). A build's OpenVINO runner so takes a few passages a pass but dozens of titles."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    size = batch_size_for(run, wanted)
+    budget = run.pass_chars if run is not None else None
+    groups: list[list[int]] = []
+    chars = 0
+    for i in order:
+        if not groups or len(groups[-1]) >= size or (budget and chars + lengths[i] > budget):
+            groups.append([])
+            chars = 0
+        groups[-1].append(i)
+        chars += lengths[i]
+    return groups
 
 
 def features_np(features: Mapping[str, Any], names: Sequence[str]) -> dict[str, np.ndarray]:
