@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -83,6 +84,30 @@ def test_full_rebuild_embeds_everything(tmp_path: Path) -> None:
     again = build(s, embedder(), full=True)
     assert again.published and again.full and again.reason == "--full requested"
     assert again.passages_embedded == again.passages_total == first.passages_total and again.passages_reused == 0
+
+
+def test_a_large_build_splits_sentences_on_worker_processes_with_the_same_passages(
+    seeded: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many sources are cut into sentences on spawned processes; the passages are those one process cuts."""
+    import jn_qa.build as build_module
+    from jn_qa import chunking
+
+    serial = open_current(seeded.index)
+    calls: list[int] = []
+    real = chunking.chunk_many
+
+    def counted(docs: Any, words: int, overlap: int, processes: int) -> Any:
+        calls.append(processes)
+        return real(docs, words, overlap, processes)
+
+    monkeypatch.setattr(build_module, "PARALLEL_CHUNKING_FROM", 2)
+    monkeypatch.setattr(chunking, "chunk_many", counted)
+    report = build(seeded.replace(build_processes=2), embedder(), full=True)
+    assert calls == [2] and report.published
+    parallel = open_current(seeded.index)
+    assert parallel.size == serial.size > 20
+    assert [parallel.passage(i) for i in range(parallel.size)] == [serial.passage(i) for i in range(serial.size)]
 
 
 def test_pdf_results_carry_their_page(seeded: Settings) -> None:

@@ -111,3 +111,23 @@ def test_verify_catches_broken_offsets() -> None:
         except AssertionError:
             continue
         raise AssertionError(f"verify accepted {bad}")
+
+
+LINES = [
+    "Dr. Smith met Gen. Stoltenberg in Brussels on Jan. 5. They spoke for an hour, i.e. briefly.",
+    "Japan's share rose to 2.5 per cent (p. 14). NATO's did not! Why? Nobody said... Then U.S. officials left.",
+    'He said "enough." She replied: "No." The I.T.P.P. runs 2023-26; its effects remain undetermined.',
+    "Mr. Kishida (PM) and Ms. Kamikawa arrived at 9 a.m. The meeting began at 10 a.m. and ended at noon.",
+]
+
+
+def test_sentences_are_those_pysbd_segments() -> None:
+    """Only pysbd's processor runs (its `segment` adds a regex compile per sentence to locate them): the
+    sentence starts must be the ones pysbd's own `segment` gives."""
+    import pysbd
+
+    whole = pysbd.Segmenter(language="en", clean=False)
+    for line in LINES:
+        want = [s.strip() for s in whole.segment(line) if s.strip()]
+        got = [line[span.start : span.end] for span in split_sentences(line)]
+        assert got == want and len(got) >= 2

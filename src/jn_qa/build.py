@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -335,13 +336,12 @@ def _assemble(
     cache = prev.content_keys() if prev is not None else {}
     to_load = [e for e in entries if not same_text or prev is None or prev.manifest.sources.get(e.id) != e.fingerprint]
     loaded = {e.id: src for e, src in zip(to_load, ingest.load(to_load), strict=True)}
+    cut = _chunk_loaded([(k, loaded[e.id].doc) for k, e in enumerate(entries) if e.id in loaded], settings)
     for entry in entries:
         s_index = len(sources)
         if entry.id in loaded:
             src = loaded[entry.id]
-            new_passages = chunking.chunk(
-                src.doc, source=s_index, words=settings.chunk_words, overlap=settings.chunk_overlap
-            )
+            new_passages = cut[s_index]
         else:
             assert prev is not None
             old = prev.source_index(entry.id)
@@ -406,6 +406,18 @@ def _assemble(
         sentence_terms=sentence_terms,
         query_aids=aids,
     )
+
+
+PARALLEL_CHUNKING_FROM = 500  # sources read in one build; below it, starting worker processes costs more
+
+
+def _chunk_loaded(docs: list[tuple[int, Document]], settings: Settings) -> dict[int, list[Passage]]:
+    """The passages of every source read in this build, by source number."""
+    processes = settings.build_processes or os.cpu_count() or 1
+    if len(docs) < PARALLEL_CHUNKING_FROM:
+        processes = 1
+    cut = chunking.chunk_many(docs, settings.chunk_words, settings.chunk_overlap, processes)
+    return {k: passages for (k, _), passages in zip(docs, cut, strict=True)}
 
 
 def _title_vectors(

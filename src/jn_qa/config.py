@@ -64,6 +64,11 @@ class Settings:
     chunk_words: int = _setting(120, "Target passage size in words; passages hold whole sentences only.")
     chunk_overlap: int = _setting(40, "Words of whole sentences repeated at the start of the next passage.")
     batch_size: int = _setting(32, "Embedding batch size during builds.")
+    build_processes: int = _setting(
+        0,
+        "Processes that split sources into sentences during a build (0: one per core); used when at least "
+        "500 sources are read, since pysbd is pure Python.",
+    )
     query_threads: int = _setting(
         1,
         "Torch threads for encoding one search query: 1 stays fast on a busy machine and under "
@@ -138,6 +143,7 @@ class Settings:
             or self.keep_versions < 1
             or self.candidates < 1
             or self.batch_size < 1
+            or self.build_processes < 0
             or self.query_threads < 1
             or self.reader_top < 1
             or self.reader_sentences < 1
