@@ -391,8 +391,13 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(WORKERS[args.worker](), default=float))
         return 0
     run = load_json(RESULTS) or {}
+    asked = args.only.split(",")
+    if not args.render and "full" in asked:  # a ratio compares runs of one invocation: drop older bare runs
+        for stale in ("bare", "bare-after"):
+            if stale not in asked:
+                run.pop(stale, None)
     if not args.render:
-        for step in [s for s in STEPS if s in args.only.split(",")]:
+        for step in [s for s in STEPS if s in asked]:
             if step == "bare" and not (index_folder() / "CURRENT").exists():
                 print("no SciFact index yet: the bare encode runs after the full build only", file=sys.stderr)
                 run.pop("bare", None)
