@@ -19,9 +19,9 @@ from jn_qa.embedding import Embedder, resolve_model
 from jn_qa.errors import ConfigError, ModelMismatch
 from jn_qa.store import Layout, Manifest, check_model, read_manifest
 
-FAST = ("onnx", "onnx-int8", "openvino")
+FAST = ("onnx", "onnx-int8", "openvino", "openvino-int8")
 # How close each backend's unit vectors come to torch's (cosine): fp32 graphs agree to rounding; int8 does not.
-MIN_COSINE = {"onnx": 0.9999, "openvino": 0.999, "onnx-int8": 0.98}
+MIN_COSINE = {"onnx": 0.9999, "openvino": 0.999, "onnx-int8": 0.98, "openvino-int8": 0.98}
 QUESTIONS = [
     "When did Japan and NATO sign the Individual Partnership and Cooperation Programme?",
     "ITPP",
@@ -37,6 +37,8 @@ SPANS = [[(0, 38), (39, 91)], [(0, 26), (27, 57)]]
 def needs(backend: str) -> None:
     pytest.importorskip("onnxruntime" if backend.startswith("onnx") else "openvino")
     pytest.importorskip("onnx")
+    if backend == "openvino-int8":
+        pytest.importorskip("nncf")
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +83,11 @@ def test_each_backend_loads_offline_and_encodes_like_torch(
     assert got.shape == want.shape and got.dtype == np.float32
     assert cosines(got, want).min() >= MIN_COSINE[backend]
     batch = fast.encode_queries(QUESTIONS)  # padded batches: the mask keeps padding out of the mean
-    assert cosines(batch, torch_embedder.encode_queries(QUESTIONS)).min() >= MIN_COSINE[backend]
+    close = cosines(batch, torch_embedder.encode_queries(QUESTIONS))
+    # Static int8 fixes its activation ranges on real paragraphs: one word repeated 256 times lies outside them
+    # (cosine 0.87 here; on SciFact's 13,155 passages 12 fall below 0.98, the worst a line of dots).
+    degenerate = backend == "openvino-int8"
+    assert close[: 2 if degenerate else 3].min() >= MIN_COSINE[backend] and close.min() > 0.8
     enc, ref = fast.encode_passages(PASSAGES, SPANS), torch_embedder.encode_passages(PASSAGES, SPANS)
     assert cosines(enc.passages, ref.passages).min() >= MIN_COSINE[backend]
     for mine, theirs in zip(enc.sentences, ref.sentences, strict=True):  # pooled from the graph's token vectors
@@ -108,6 +114,25 @@ def test_the_export_is_cached_and_reused(in_cache: Path, monkeypatch: pytest.Mon
     second = Embedder("all-MiniLM-L6-v2", encoder="onnx-int8")
     assert second.encoder_record() == record
     assert np.array_equal(second.encode_queries(["ITPP"]), first.encode_queries(["ITPP"]))
+
+
+@pytest.mark.model
+def test_static_int8_without_its_quantiser_falls_back_to_openvino(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    needs("openvino")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # nothing exported yet
+
+    def missing(*args: Any, **kwargs: Any) -> None:
+        raise ModuleNotFoundError("No module named 'nncf'")
+
+    monkeypatch.setattr(encoders, "_quantise_static", missing)
+    with caplog.at_level(logging.WARNING, logger="jn_qa"):
+        fell = Embedder("all-MiniLM-L6-v2", encoder="openvino-int8", use="build")
+        assert fell.backend == "openvino" and fell.encoder_record()["precision"] == "fp32"
+    notices = [r.getMessage() for r in caplog.records if "notice" in r.getMessage()]
+    assert notices == ["notice: encoder backend openvino-int8 unavailable (No module named 'nncf'); using openvino"]
+    assert not list(tmp_path.rglob("openvino-int8"))  # no half-made export left to be reused
 
 
 @pytest.mark.model

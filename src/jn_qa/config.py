@@ -16,7 +16,7 @@ from .errors import ConfigError
 
 ENV_PREFIX = "JNQA_"
 MAX_K = 100  # the most passages one answer may hold
-ENCODERS = ("auto", "torch", "onnx", "onnx-int8", "openvino")  # encoder backends (encoders.py)
+ENCODERS = ("auto", "torch", "onnx", "onnx-int8", "openvino", "openvino-int8")  # encoder backends (encoders.py)
 INDEX_KINDS = ("flat", "hnsw", "ivf-sq8", "ivf-pq")  # FAISS index kinds (vectors.py); "auto" chooses by size
 BACKENDS = ("faiss", "qdrant")  # where passages are searched (stores/)
 
@@ -47,8 +47,9 @@ class Settings:
     )
     encoder: str = _setting(
         "auto",
-        "Encoder backend: auto (measured per use: onnx-int8 for queries and the reader, openvino for builds), "
-        "torch, onnx, onnx-int8 or openvino; one that cannot load falls back to torch with a notice.",
+        "Encoder backend: auto (measured per use: onnx-int8 for queries and the reader, openvino-int8 for "
+        "builds), torch, onnx, onnx-int8, openvino or openvino-int8; one that cannot load falls back (openvino-int8 "
+        "to openvino, any other to torch) with a notice.",
     )
     rewrite: bool = _setting(
         True, "Correct typos and spell out the corpus's acronyms before searching (shown as 'searched for')."

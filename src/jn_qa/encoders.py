@@ -40,10 +40,14 @@ BACKENDS = (TORCH, *_rest)
 USES = ("query", "build", "reader")
 # The measured choice per use (docs/benchmarks.md, Encoder backends): int8 ONNX Runtime for one short input
 # at a time (queries, the reader's pairs), OpenVINO for the bulk encode of a build.
-DEFAULTS = {"query": "onnx-int8", "build": "openvino", "reader": "onnx-int8"}
+DEFAULTS = {"query": "onnx-int8", "build": "openvino-int8", "reader": "onnx-int8"}
 # Vectors from backends of one precision are interchangeable within a build (cosine >= 0.9999 to torch);
 # int8 vectors (cosine about 0.99) are not mixed with them in one index.
-PRECISION = {TORCH: "fp32", "onnx": "fp32", "openvino": "fp32", "onnx-int8": "int8"}
+PRECISION = {TORCH: "fp32", "onnx": "fp32", "openvino": "fp32", "onnx-int8": "int8", "openvino-int8": "int8"}
+# Where a backend cannot load, the next one tried before torch: static int8 needs nncf, plain OpenVINO does not.
+FALLBACK = {"openvino-int8": "openvino"}
+OPENVINO = ("openvino", "openvino-int8")
+CALIBRATION = Path(__file__).with_name("calibration.txt")
 EXPORT_FORMAT = 1  # bump when the export recipe changes: old exports are then made again, not reused
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUTS = {"feature-extraction": "last_hidden_state", "text-classification": "logits"}
@@ -149,12 +153,16 @@ def export(model: Any, source_hash: str, backend: str) -> Export:
     task = task_of(model)
     kernel = int8_kernel() if backend == "onnx-int8" else ""
     folder = exports_root() / f"{source_hash[:16]}-{task}-v{EXPORT_FORMAT}"
-    name = {"onnx": "onnx", "onnx-int8": f"onnx-int8-{kernel}", "openvino": "openvino"}[backend]
+    name = {"onnx": "onnx", "onnx-int8": f"onnx-int8-{kernel}", "openvino": "openvino", "openvino-int8": backend}[
+        backend
+    ]
     target = folder / name
     record = target / RECORD
     if not record.is_file():
         if backend != "onnx":
-            export(model, source_hash, "onnx")  # both are made from the fp32 ONNX graph
+            export(model, source_hash, "onnx")  # all are made from the fp32 ONNX graph
+        if backend == "openvino-int8":
+            export(model, source_hash, "openvino")  # quantised from the fp32 OpenVINO model
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=folder, prefix=f".{name}-") as tmp:
             staged = Path(tmp) / name
@@ -211,14 +219,46 @@ def _make(model: Any, tmp: Path, backend: str, task: str, kernel: str, onnx_fold
             file = f"model_qint8_{kernel}.onnx"
             _quantise(onnx_folder / "model.onnx", tmp / file, kernel)
             weights = tmp / file
-        else:
+        elif backend == "openvino":
             import openvino as ov
 
             ov.save_model(
                 ov.convert_model(onnx_folder / "model.onnx"), tmp / "openvino_model.xml", compress_to_fp16=False
             )
             file, weights = "openvino_model.xml", tmp / "openvino_model.bin"
+        else:
+            _quantise_static(model, onnx_folder.parent / "openvino" / "openvino_model.xml", tmp, names, task)
+            file, weights = "openvino_model.xml", tmp / "openvino_model.bin"
     return {"file": file, "hash": file_sha256(weights), "kernel": kernel, "outputs": output, "inputs": list(names)}
+
+
+def calibration_texts() -> list[str]:
+    """The paragraphs a static int8 export is calibrated on (train/calibration.py; SQuAD, CC BY-SA 4.0)."""
+    lines = CALIBRATION.read_text(encoding="utf-8").splitlines()
+    return [line for line in lines if line.strip() and not line.startswith("#")]
+
+
+def _quantise_static(model: Any, source: Path, tmp: Path, names: Sequence[str], task: str) -> None:
+    """NNCF's post-training quantisation of the OpenVINO model: int8 weights and activations, the
+    activations' scales fixed from the calibration paragraphs (so, unlike dynamic int8, an input's output
+    does not depend on its batch-mates). A cross-encoder is calibrated on (first words, paragraph) pairs."""
+    import nncf
+    import openvino as ov
+
+    texts = calibration_texts()
+    samples: list[dict[str, np.ndarray]] = []
+    for text in texts:
+        pair = (" ".join(text.split()[:12]), text) if task == "text-classification" else (text,)
+        limit = getattr(model, "max_seq_length", None) or getattr(model, "max_length", None) or 256
+        enc = model.tokenizer(*pair, truncation=True, max_length=limit, return_tensors="np")
+        samples.append({k: np.asarray(enc[k], dtype=np.int64) for k in names})
+    quantised = nncf.quantize(
+        ov.Core().read_model(source),
+        nncf.Dataset(samples),
+        model_type=nncf.ModelType.TRANSFORMER,
+        subset_size=len(samples),
+    )
+    ov.save_model(quantised, tmp / "openvino_model.xml", compress_to_fp16=False)
 
 
 def _export_onnx(model: Any, path: Path, output: str) -> list[str]:
@@ -312,11 +352,12 @@ class OpenVinoRunner:
         import openvino as ov
 
         core = ov.Core()
-        self.precision = openvino_precision(core)
+        # int8 layers compute in int8 whatever the hint; the hint covers the layers between them
+        self.precision = "int8" if PRECISION[exported.backend] == "int8" else openvino_precision(core)
         self.bulk = use == "build"
         config: dict[str, Any] = {
             "PERFORMANCE_HINT": "THROUGHPUT" if self.bulk else "LATENCY",
-            "INFERENCE_PRECISION_HINT": self.precision,
+            "INFERENCE_PRECISION_HINT": openvino_precision(core),
         }
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
@@ -379,13 +420,14 @@ def runner(model: Any, source_hash: str, backend: str, threads: int = 0, use: st
         return None
     try:
         exported = export(model, source_hash, backend)
-        if backend == "openvino":
+        if backend in OPENVINO:
             return OpenVinoRunner(exported, threads, use)
         return OnnxRunner(exported, threads)
     except Exception as e:  # any failure to import, export or compile leaves the torch model working
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        log.warning("notice: encoder backend %s unavailable (%s); using torch", backend, reason[:200])
-        return None
+        instead = FALLBACK.get(backend, TORCH)
+        log.warning("notice: encoder backend %s unavailable (%s); using %s", backend, reason[:200], instead)
+        return runner(model, source_hash, instead, threads, use)
 
 
 def batch_size_for(run: Runner | None, wanted: int) -> int:
