@@ -141,7 +141,7 @@ def _install_timers() -> None:
 
     _wrap(ingest, "scan", "scan corpus (hash every line)", SPENT)
     _wrapped_generator(ingest, "load", "read + clean sources", SPENT)
-    _wrap(chunking, "chunk", "chunk (pysbd sentences)", SPENT)
+    _wrap(chunking, "chunk_many", "chunk (pysbd sentences; worker processes from 500 sources)", SPENT)
     _wrap(chunking, "verify", "check passage offsets", SPENT)
     _wrap(build_mod, "_previous", "open previous version (sha256 of its files)", SPENT)
     _wrap(build_mod, "_reload_source", "reload unchanged sources from it", SPENT)
