@@ -289,7 +289,8 @@ def test_a_builds_openvino_runner_keeps_streams_busy_and_returns_outputs_in_orde
     run = build_side.runner
     assert isinstance(run, encoders.OpenVinoRunner)
     assert run.pass_chars == encoders.OpenVinoRunner.BUILD_CHARS
-    assert Embedder("all-MiniLM-L6-v2", encoder="openvino").runner.pass_chars is None  # queries: latency, one pass
+    query_side = Embedder("all-MiniLM-L6-v2", encoder="openvino").runner
+    assert query_side is not None and query_side.pass_chars is None  # queries: latency, one pass
     model = build_side.model
     texts = [*PASSAGES, *QUESTIONS, "Japan.", "NATO " * 30]
     cuts = [(0, 2), (2, 3), (3, 6), (6, 7)]  # batches of different sizes and lengths
