@@ -5,9 +5,16 @@ session) for behaviour. A test that uses a real-model fixture is marked `model` 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
+
+# The shared indexes are built in-process with the torch embedder (library_support.embedder). The CLI and
+# servers the tests start build and search with JNQA_ENCODER, so they take the same backend: a build on the
+# default int8 one would re-embed everything ("encoder precision changed") where a test expects reuse. The
+# backends themselves are tested in test_encoders.py, and the default in test_plain_install.py.
+os.environ.setdefault("JNQA_ENCODER", "torch")
 
 from jn_qa.build import build
 from jn_qa.config import Settings

@@ -33,7 +33,7 @@ def _run(args: list[str], env: dict[str, str], timeout: int = 900) -> subprocess
 def test_plain_install_adds_every_format(tmp_path: Path) -> None:
     import docx
 
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "JNQA_ENCODER")}
     env |= {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     home = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(home)
@@ -73,3 +73,8 @@ def test_plain_install_adds_every_format(tmp_path: Path) -> None:
     assert checks["zlib_how"]["chars"] > 20_000 and checks["shared-mime-info-spec"]["headings"] == 24
     assert checks["memo"]["headings"] == 1 and checks["report"]["pages"] == 3
     assert sys.executable != py
+    index = tmp_path / "index"  # built on the default build backend, which the plain install must carry (nncf)
+    got = _run([cli, "build", "--corpus", str(corpus), "--index", str(index)], env, timeout=600)
+    assert got.returncode == 0 and "notice" not in got.stderr, got.stderr
+    (version,) = (index / "versions").iterdir()
+    assert json.loads((version / "manifest.json").read_text(encoding="utf-8"))["encoder"]["backend"] == "openvino-int8"
