@@ -14,6 +14,7 @@ import shutil
 import tempfile
 import threading
 import zipfile
+from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -218,7 +219,7 @@ class Embedder:
         return {
             "backend": self.backend,
             "precision": precision,
-            "compute": str(getattr(run, "precision", precision)).replace("f32", "fp32"),
+            "compute": str(getattr(run, "precision", precision)),  # OpenVINO may compute in bf16
             "hash": exported.hash if exported else self.file_hash,
             "kernel": exported.kernel if exported else "",
         }
@@ -254,7 +255,7 @@ class Embedder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         names = run.export.inputs if run.export else MODEL_INPUTS
         groups = encoders.batches([len(t) for t in texts], run, batch_size)
-        masks: list[np.ndarray] = []
+        masks: deque[np.ndarray] = deque()  # filled as the runner takes inputs, emptied as its outputs come
 
         def inputs() -> Iterator[dict[str, np.ndarray]]:
             for idx in groups:
@@ -264,7 +265,7 @@ class Embedder:
 
         with self._encoding:
             for idx, hidden in zip(groups, run.map(inputs()), strict=True):
-                mask = masks.pop(0)
+                mask = masks.popleft()
                 pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
                 out[idx] = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
         return out
@@ -340,7 +341,7 @@ class Embedder:
         """
         model = self.model
         names = run.export.inputs if run.export else MODEL_INPUTS
-        encodings: list[Any] = []
+        encodings: deque[Any] = deque()  # filled as the runner takes inputs, emptied as its outputs come
 
         def inputs() -> Iterator[dict[str, np.ndarray]]:
             for batch in batches:
@@ -357,7 +358,7 @@ class Embedder:
 
         with self._encoding:
             for batch_spans, hidden in zip(spans, run.map(inputs()), strict=True):
-                enc = encodings.pop(0)
+                enc = encodings.popleft()
                 out = []
                 dim = hidden.shape[-1]
                 for j in range(len(batch_spans)):

@@ -153,9 +153,7 @@ def export(model: Any, source_hash: str, backend: str) -> Export:
     task = task_of(model)
     kernel = int8_kernel() if backend == "onnx-int8" else ""
     folder = exports_root() / f"{source_hash[:16]}-{task}-v{EXPORT_FORMAT}"
-    name = {"onnx": "onnx", "onnx-int8": f"onnx-int8-{kernel}", "openvino": "openvino", "openvino-int8": backend}[
-        backend
-    ]
+    name = f"{backend}-{kernel}" if kernel else backend
     target = folder / name
     record = target / RECORD
     if not record.is_file():
@@ -245,11 +243,10 @@ def _quantise_static(model: Any, source: Path, tmp: Path, names: Sequence[str], 
     import nncf
     import openvino as ov
 
-    texts = calibration_texts()
+    limit = getattr(model, "max_seq_length", None) or getattr(model, "max_length", None) or 256
     samples: list[dict[str, np.ndarray]] = []
-    for text in texts:
+    for text in calibration_texts():
         pair = (" ".join(text.split()[:12]), text) if task == "text-classification" else (text,)
-        limit = getattr(model, "max_seq_length", None) or getattr(model, "max_length", None) or 256
         enc = model.tokenizer(*pair, truncation=True, max_length=limit, return_tensors="np")
         samples.append({k: np.asarray(enc[k], dtype=np.int64) for k in names})
     quantised = nncf.quantize(
@@ -338,7 +335,8 @@ def openvino_precision(core: Any) -> str:
 
 
 class OpenVinoRunner:
-    """An OpenVINO CPU model: fp32 weights, computed in bf16 where the CPU has it (`openvino_precision`).
+    """An OpenVINO CPU model (fp32 weights, or int8 from `openvino-int8`), computed in bf16 where the CPU has it
+    (`openvino_precision`); `precision` is what it computes in, as the manifest records it.
 
     For a search (`use` "query" or "reader") it is compiled for latency: one request on `threads` threads.
     For a build it is compiled for throughput: one stream per core, each on one thread, and `map` keeps a
@@ -352,12 +350,13 @@ class OpenVinoRunner:
         import openvino as ov
 
         core = ov.Core()
+        hint = openvino_precision(core)
         # int8 layers compute in int8 whatever the hint; the hint covers the layers between them
-        self.precision = "int8" if PRECISION[exported.backend] == "int8" else openvino_precision(core)
+        self.precision = "int8" if PRECISION[exported.backend] == "int8" else {"f32": "fp32"}.get(hint, hint)
         self.bulk = use == "build"
         config: dict[str, Any] = {
             "PERFORMANCE_HINT": "THROUGHPUT" if self.bulk else "LATENCY",
-            "INFERENCE_PRECISION_HINT": openvino_precision(core),
+            "INFERENCE_PRECISION_HINT": hint,
         }
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
