@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,10 @@ def test_the_reader_settings_reach_its_ranking_stage() -> None:
     (stage,) = Engine(Settings.from_env({"JNQA_READER_TOP": "4", "JNQA_READER_SENTENCES": "2"})).stages()
     assert (stage.top, stage.per_candidate) == (4, 2)
     assert Engine(Settings.from_env({"JNQA_RERANKER": "off"})).stages() == []
+    reader = Engine(Settings.from_env({"JNQA_READER_LANES": "3"})).reader
+    assert reader is not None and reader.lanes == 3
+    reader = Engine(Settings.from_env({})).reader  # 0, the default: one lane per core
+    assert reader is not None and reader.lanes == (os.cpu_count() or 1)
 
 
 @pytest.mark.parametrize(
@@ -32,6 +37,7 @@ def test_the_reader_settings_reach_its_ranking_stage() -> None:
         ({"JNQA_K": "0"}, "k must be"),
         ({"JNQA_CHUNK_OVERLAP": "500"}, "chunk_overlap"),
         ({"JNQA_READER_SENTENCES": "0"}, "reader_sentences must be positive"),
+        ({"JNQA_READER_LANES": "-1"}, "reader_lanes must be 0 \\(one per core\\) or more"),
         ({"JNQA_QDRANT_REPLICAS": "0"}, "qdrant_shards and qdrant_replicas must be positive"),
         ({"JNQA_BACKEND": "milvus"}, "backend must be one of faiss, qdrant"),
     ],

@@ -6,6 +6,8 @@ import logging
 import platform
 import re
 import socket
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -306,6 +308,44 @@ def test_int8_outputs_do_not_depend_on_what_else_is_in_the_batch(
     reader = encoders.cross_encoder(tiny_cross_encoder, "onnx-int8")
     pairs = [("When was the ITPP agreed?", p) for p in PASSAGES] + [("Who?", "Japan.")]
     assert np.array_equal(reader.predict(pairs), np.concatenate([reader.predict([p]) for p in pairs]))
+
+
+@pytest.mark.model
+def test_a_readers_pairs_run_side_by_side_on_its_lanes_with_the_same_scores(
+    tiny_cross_encoder: Path, in_cache: Path, no_network: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With two lanes, the passes of one predict run on the runner's own threads, two at once, and every score
+    is the one the pair gets alone; with one lane they run in the caller's thread."""
+    needs("onnx-int8")
+    pairs = [("When was the ITPP agreed?", p) for p in PASSAGES] + [("Who?", "Japan."), ("What?", "NATO " * 40)]
+    one = encoders.cross_encoder(tiny_cross_encoder, "onnx-int8", lanes=1)
+    two = encoders.cross_encoder(tiny_cross_encoder, "onnx-int8", lanes=2)
+    assert isinstance(two.run, encoders.OnnxRunner) and two.run.lanes == 2
+    seen: list[str] = []
+    running = [0, 0]  # passes in flight now, most at once
+    lock = threading.Lock()
+    plain = encoders.OnnxRunner.__call__
+
+    def watched(self: encoders.OnnxRunner, inputs: Any) -> np.ndarray:
+        with lock:
+            seen.append(threading.current_thread().name)
+            running[0] += 1
+            running[1] = max(running)
+        try:
+            time.sleep(0.05)  # long enough for the other lane to start its pass
+            return plain(self, inputs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(encoders.OnnxRunner, "__call__", watched)
+    alone = np.concatenate([one.predict([p]) for p in pairs])
+    assert set(seen) == {threading.current_thread().name}
+    seen.clear()
+    running[1] = 0
+    assert np.array_equal(two.predict(pairs), alone)
+    assert len(seen) == len(pairs) and all(name.startswith("jn-qa-onnx") for name in seen)
+    assert running[1] == 2
 
 
 @pytest.mark.model

@@ -62,6 +62,11 @@ class Settings:
         "Sentences of each of those candidates the reader reads, the cheap support score's best first "
         "(1: a third of the cost of 3 for 0.007 of SQuAD hit@1, docs/reader.md).",
     )
+    reader_lanes: int = _setting(
+        0,
+        "Reader passes run at once, each on one thread (0: one per core; 1: one after another): the sentences "
+        "it reads for one search are scored side by side on ONNX Runtime.",
+    )
     chunk_words: int = _setting(120, "Target passage size in words; passages hold whole sentences only.")
     chunk_overlap: int = _setting(40, "Words of whole sentences repeated at the start of the next passage.")
     batch_size: int = _setting(32, "Embedding batch size during builds.")
@@ -144,7 +149,6 @@ class Settings:
             or self.keep_versions < 1
             or self.candidates < 1
             or self.batch_size < 1
-            or self.build_processes < 0
             or self.query_threads < 1
             or self.reader_top < 1
             or self.reader_sentences < 1
@@ -153,6 +157,8 @@ class Settings:
                 "workers, keep_versions, candidates, batch_size, query_threads, reader_top and reader_sentences "
                 "must be positive"
             )
+        if self.build_processes < 0 or self.reader_lanes < 0:
+            raise ConfigError("build_processes and reader_lanes must be 0 (one per core) or more")
         if self.qdrant_shards < 1 or self.qdrant_replicas < 1:
             raise ConfigError("qdrant_shards and qdrant_replicas must be positive")
         if self.max_upload_mb <= 0 or self.reload_interval <= 0:

@@ -23,6 +23,7 @@ import threading
 import warnings
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
@@ -303,7 +304,11 @@ def _export_onnx(model: Any, path: Path, output: str) -> list[str]:
 
 
 class OnnxRunner:
-    def __init__(self, exported: Export, threads: int) -> None:
+    """An ONNX Runtime session. With `lanes` above 1, `map` runs that many passes at once on threads of its
+    own (the session runs concurrent calls; each takes `threads` threads), so a search's few reader pairs,
+    one a pass, use the machine's cores side by side instead of one after another."""
+
+    def __init__(self, exported: Export, threads: int, lanes: int = 1) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -314,6 +319,9 @@ class OnnxRunner:
         self.export = exported
         self._session = ort.InferenceSession(str(exported.path), options, providers=["CPUExecutionProvider"])
         self._names = [i.name for i in self._session.get_inputs()]
+        self.lanes = max(1, lanes)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     def __call__(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         feed = {k: np.asarray(inputs[k], dtype=np.int64) for k in self._names}
@@ -321,7 +329,15 @@ class OnnxRunner:
         return output
 
     def map(self, batches: Iterable[Mapping[str, np.ndarray]]) -> Iterator[np.ndarray]:
-        return (self(inputs) for inputs in batches)  # one session already uses every thread it was given
+        if self.lanes == 1:
+            return (self(inputs) for inputs in batches)  # one session already uses every thread it was given
+        work = list(batches)
+        if len(work) < 2:
+            return iter([self(inputs) for inputs in work])
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.lanes, thread_name_prefix="jn-qa-onnx")
+        return self._pool.map(self, work)  # in order
 
     @property
     def max_batch(self) -> int | None:
@@ -418,7 +434,9 @@ class OpenVinoRunner:
             yield done.pop(waiting.popleft())
 
 
-def runner(model: Any, source_hash: str, backend: str, threads: int = 0, use: str = "query") -> Runner | None:
+def runner(
+    model: Any, source_hash: str, backend: str, threads: int = 0, use: str = "query", lanes: int = 1
+) -> Runner | None:
     """A forward pass for `backend`, or None for torch; a backend that cannot load falls back to torch.
 
     The fallback is one logged line saying why (a missing package, an export that failed): the model
@@ -430,12 +448,12 @@ def runner(model: Any, source_hash: str, backend: str, threads: int = 0, use: st
         exported = export(model, source_hash, backend)
         if backend in OPENVINO:
             return OpenVinoRunner(exported, threads, use)
-        return OnnxRunner(exported, threads)
+        return OnnxRunner(exported, threads, lanes)
     except Exception as e:  # any failure to import, export or compile leaves the torch model working
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         instead = FALLBACK.get(backend, TORCH)
         log.warning("notice: encoder backend %s unavailable (%s); using %s", backend, reason[:200], instead)
-        return runner(model, source_hash, instead, threads, use)
+        return runner(model, source_hash, instead, threads, use, lanes)
 
 
 def batch_size_for(run: Runner | None, wanted: int) -> int:
@@ -487,11 +505,14 @@ class FastCrossEncoder:
             return np.asarray(self.model.predict(list(pairs), batch_size=batch_size, show_progress_bar=False))
         import torch
 
-        out: list[np.ndarray] = []
         batch_size = batch_size_for(self.run, batch_size)
-        for b in range(0, len(pairs), batch_size):
-            features = self.model.preprocess([tuple(p) for p in pairs[b : b + batch_size]])
-            logits = self.run(features_np(features, self.run.export.inputs if self.run.export else INPUTS))
+        names = self.run.export.inputs if self.run.export else INPUTS
+        feeds = [  # tokenised here, in the calling thread: the fast tokenizer is not to be shared between threads
+            features_np(self.model.preprocess([tuple(p) for p in pairs[b : b + batch_size]]), names)
+            for b in range(0, len(pairs), batch_size)
+        ]
+        out: list[np.ndarray] = []
+        for logits in self.run.map(feeds):
             with torch.no_grad():
                 scores = self.model.activation_fn(torch.from_numpy(np.asarray(logits, dtype=np.float32)))
             out.append(scores.numpy())
@@ -499,8 +520,9 @@ class FastCrossEncoder:
         return scores[:, 0] if scores.ndim == 2 and scores.shape[1] == 1 else scores
 
 
-def cross_encoder(folder: Path, setting: str = AUTO, threads: int = 1) -> FastCrossEncoder:
-    """A CrossEncoder from a local folder, its forward pass on the backend chosen for the reader."""
+def cross_encoder(folder: Path, setting: str = AUTO, threads: int = 1, lanes: int = 1) -> FastCrossEncoder:
+    """A CrossEncoder from a local folder, its forward pass on the backend chosen for the reader (`lanes`
+    passes at once where that backend runs concurrent passes: ONNX Runtime)."""
     from .embedding import offline, weights_hash
 
     offline()
@@ -508,4 +530,6 @@ def cross_encoder(folder: Path, setting: str = AUTO, threads: int = 1) -> FastCr
 
     model = CrossEncoder(str(folder), device="cpu", local_files_only=True)
     model.eval()
-    return FastCrossEncoder(model, runner(model, weights_hash(folder), choose(setting, "reader"), threads))
+    return FastCrossEncoder(
+        model, runner(model, weights_hash(folder), choose(setting, "reader"), threads, "reader", lanes)
+    )

@@ -72,7 +72,9 @@ class Engine:
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
         self.embedder = embedder or Embedder.for_use(settings, "query")
-        self.reader = Reader.from_setting(settings.reranker, settings.query_threads, settings.encoder)
+        self.reader = Reader.from_setting(
+            settings.reranker, settings.query_threads, settings.encoder, settings.reader_lanes
+        )
         self._state: State | None = None
         self._lock = threading.Lock()
         self._reload_lock = threading.Lock()  # the watcher and a finished rebuild may both see a new version

@@ -105,36 +105,45 @@ class ReaderInfo:
 
 
 class Reader:
-    """Scores (question, sentence) pairs; loads on first use, one forward pass per call.
+    """Scores (question, sentence) pairs; loads on first use.
 
     Calls are serialised: the fast tokenizer is not safe to share between threads, and on a few cores
-    concurrent passes only compete for them.
+    concurrent searches' passes only compete for them. Within one call the pairs' passes run side by side on
+    `lanes` threads where the backend allows it (ONNX Runtime, one pair a pass on int8).
     """
 
     def __init__(
-        self, folder: Path, shipped: bool = False, threads: int = 1, model: Any = None, encoder: str = "auto"
+        self,
+        folder: Path,
+        shipped: bool = False,
+        threads: int = 1,
+        model: Any = None,
+        encoder: str = "auto",
+        lanes: int = 1,
     ) -> None:
         self.source = folder
         self.shipped = shipped
         self.threads = threads
+        self.lanes = lanes  # passes at once (setting reader_lanes; 0 there means one per core)
         self.encoder = encoder  # the backend of its forward pass (encoders.choose(encoder, "reader"))
         self._model = model
         self._lock = threading.Lock()
 
     @classmethod
-    def from_setting(cls, value: str, threads: int = 1, encoder: str = "auto") -> Reader | None:
+    def from_setting(cls, value: str, threads: int = 1, encoder: str = "auto", lanes: int = 1) -> Reader | None:
         """'' -> the shipped reader; 'off' -> None; else a local CrossEncoder folder."""
+        lanes = lanes or os.cpu_count() or 1
         v = value.strip()
         if v.lower() in OFF:
             return None
         if not v:
-            return cls(bundled_folder(), shipped=True, threads=threads, encoder=encoder)
+            return cls(bundled_folder(), shipped=True, threads=threads, encoder=encoder, lanes=lanes)
         folder = Path(v).expanduser()
         if not (folder / "config.json").is_file():
             raise ConfigError(
                 f"reranker {value!r} is not a local model folder (no config.json); use 'off' to disable it"
             )
-        return cls(folder, threads=threads, encoder=encoder)
+        return cls(folder, threads=threads, encoder=encoder, lanes=lanes)
 
     @cached_property
     def folder(self) -> Path:
@@ -154,7 +163,7 @@ class Reader:
 
                 from .encoders import cross_encoder
 
-                fast = cross_encoder(self.folder, self.encoder, self.threads)
+                fast = cross_encoder(self.folder, self.encoder, self.threads, self.lanes)
                 fast.model.activation_fn = torch.nn.Identity()  # logits: they add up linearly with other scores
                 if hasattr(fast.model, "max_length"):
                     fast.model.max_length = MAX_LENGTH
