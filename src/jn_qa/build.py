@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -16,7 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from . import acronyms, chunking, cleaning, encoders, ingest, query, spelling
-from .config import Settings
+from .config import Settings, per_core
 from .distributed import PassageEncoder
 from .errors import BuildError, IndexUnavailable, JnqaError
 from .files import fsync_dir
@@ -413,7 +412,7 @@ PARALLEL_CHUNKING_FROM = 500  # sources read in one build; below it, starting wo
 
 def _chunk_loaded(docs: list[tuple[int, Document]], settings: Settings) -> dict[int, list[Passage]]:
     """The passages of every source read in this build, by source number."""
-    processes = settings.build_processes or os.cpu_count() or 1
+    processes = per_core(settings.build_processes)
     if len(docs) < PARALLEL_CHUNKING_FROM:
         processes = 1
     cut = chunking.chunk_many(docs, settings.chunk_words, settings.chunk_overlap, processes)

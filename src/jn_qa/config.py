@@ -7,6 +7,7 @@ Settings come from defaults, then the environment (``JNQA_<NAME>``), then comman
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -24,6 +25,11 @@ BACKENDS = ("faiss", "qdrant")  # where passages are searched (stores/)
 def _setting(default: Any, help: str, secret: bool = False) -> Any:
     """A setting; a secret one never appears in a repr, a log line or `jn-qa settings`."""
     return field(default=default, repr=not secret, metadata={"help": help, "secret": secret})
+
+
+def per_core(n: int) -> int:
+    """A count setting where 0 means one per core (build_processes, reader_lanes)."""
+    return n or os.cpu_count() or 1
 
 
 @dataclass(frozen=True)

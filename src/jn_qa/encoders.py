@@ -331,13 +331,10 @@ class OnnxRunner:
     def map(self, batches: Iterable[Mapping[str, np.ndarray]]) -> Iterator[np.ndarray]:
         if self.lanes == 1:
             return (self(inputs) for inputs in batches)  # one session already uses every thread it was given
-        work = list(batches)
-        if len(work) < 2:
-            return iter([self(inputs) for inputs in work])
         with self._pool_lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.lanes, thread_name_prefix="jn-qa-onnx")
-        return self._pool.map(self, work)  # in order
+        return self._pool.map(self, batches)  # in order
 
     @property
     def max_batch(self) -> int | None:

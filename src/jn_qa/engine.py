@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import answer as answer_mod
-from .config import MAX_K, Settings
+from .config import MAX_K, Settings, per_core
 from .embedding import Embedder
 from .errors import IndexUnavailable, InvalidInput, ModelMismatch
 from .ranking import Ranker, bundled_models
@@ -73,7 +73,7 @@ class Engine:
         self.settings = settings
         self.embedder = embedder or Embedder.for_use(settings, "query")
         self.reader = Reader.from_setting(
-            settings.reranker, settings.query_threads, settings.encoder, settings.reader_lanes
+            settings.reranker, settings.query_threads, settings.encoder, per_core(settings.reader_lanes)
         )
         self._state: State | None = None
         self._lock = threading.Lock()

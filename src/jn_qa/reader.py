@@ -132,7 +132,6 @@ class Reader:
     @classmethod
     def from_setting(cls, value: str, threads: int = 1, encoder: str = "auto", lanes: int = 1) -> Reader | None:
         """'' -> the shipped reader; 'off' -> None; else a local CrossEncoder folder."""
-        lanes = lanes or os.cpu_count() or 1
         v = value.strip()
         if v.lower() in OFF:
             return None
